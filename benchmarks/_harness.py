@@ -1,0 +1,91 @@
+"""Timing harness shared by the benchmark rows.
+
+A *row* compares one nqzoo callable with one NetKet callable doing the same work. Both are
+warmed up (the first call, compile included, is timed separately), then called alternately
+`repeats` times, each time to completion (`jax.block_until_ready`), and the medians are
+reported with the ratio NetKet / nqzoo (> 1 means nqzoo is faster).
+"""
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+
+@dataclasses.dataclass
+class Row:
+    """One comparison. `nqzoo` and `netket` take no arguments and return arrays."""
+
+    name: str
+    nqzoo: Callable[[], Any]
+    netket: Callable[[], Any] | None
+    note: str = ""
+    #: Extra columns (e.g. a target, cache bytes) printed after the ratio.
+    extra: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    nqzoo_first: float
+    nqzoo_median: float
+    netket_first: float | None
+    netket_median: float | None
+    note: str
+    extra: dict[str, str]
+
+    @property
+    def ratio(self) -> float | None:
+        if self.netket_median is None:
+            return None
+        return self.netket_median / self.nqzoo_median
+
+
+def _time_once(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+def measure(row: Row, repeats: int = 15, min_time: float = 0.0) -> Result:
+    """First call of each side, then `repeats` alternating timed calls; medians."""
+    nq_first = _time_once(row.nqzoo)
+    nk_first = _time_once(row.netket) if row.netket is not None else None
+    nq_times, nk_times = [], []
+    for _ in range(repeats):
+        nq_times.append(_time_once(row.nqzoo))
+        if row.netket is not None:
+            nk_times.append(_time_once(row.netket))
+    return Result(
+        name=row.name,
+        nqzoo_first=nq_first,
+        nqzoo_median=statistics.median(nq_times),
+        netket_first=nk_first,
+        netket_median=statistics.median(nk_times) if nk_times else None,
+        note=row.note,
+        extra=row.extra,
+    )
+
+
+def _ms(t: float | None) -> str:
+    return "-" if t is None else f"{1e3 * t:9.2f}"
+
+
+def format_table(results: list[Result]) -> str:
+    """A Markdown table of results."""
+    header = (
+        "| row | nqzoo ms | NetKet ms | ratio (NetKet/nqzoo) | nqzoo first ms "
+        "| NetKet first ms | notes |"
+    )
+    lines = [header, "|" + "---|" * 7]
+    for r in results:
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
+        notes = "; ".join([r.note] * bool(r.note) + [f"{k}: {v}" for k, v in r.extra.items()])
+        lines.append(
+            f"| {r.name} | {_ms(r.nqzoo_median)} | {_ms(r.netket_median)} | {ratio} | "
+            f"{_ms(r.nqzoo_first)} | {_ms(r.netket_first)} | {notes} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,311 @@
+"""Hilbert spaces: discrete lattices of local degrees of freedom and a periodic particle box.
+
+Hilbert spaces are immutable and hashable (frozen dataclasses), so they can be static fields of
+models. Discrete spaces follow NetKet's local-state conventions: Spin-1/2 is `[+1, -1]`, Spin-1 is
+`[2, 0, -2]` (the values are 2m), Qubit is `[0, 1]` and Fock is `[0, …, n_max]`; samples are int8.
+"""
+
+import abc
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int, Num, PRNGKeyArray
+
+
+__all__ = [
+    "AbstractHilbert",
+    "AbstractDiscreteHilbert",
+    "Spin",
+    "Qubit",
+    "Fock",
+    "Particles",
+    "MAX_ENUMERABLE_STATES",
+]
+
+#: `all_states()` refuses spaces with more states than this.
+MAX_ENUMERABLE_STATES = 2**24
+
+
+def _check_n_sites(N: object) -> int:
+    if isinstance(N, bool) or not isinstance(N, int | np.integer) or N < 1:
+        raise ValueError(f"N must be a positive integer (number of sites), got N={N!r}.")
+    return int(N)
+
+
+class AbstractHilbert(abc.ABC):
+    """Base class of every Hilbert space: a configuration is a vector of `size` numbers."""
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Length of one configuration vector."""
+
+
+class AbstractDiscreteHilbert(AbstractHilbert):
+    """A lattice of `N` sites, each taking one of the same `local_size` values.
+
+    The local values form an arithmetic progression `start, start + step, …` (this covers Spin,
+    Qubit and Fock), so mapping values to indices is affine, exactly as in NetKet.
+    """
+
+    N: int
+
+    @property
+    @abc.abstractmethod
+    def local_states(self) -> tuple[int, ...]:
+        """The values a site can take, in NetKet's order (index 0 first)."""
+
+    @property
+    def constrained(self) -> bool:
+        """Whether only a subset of the product space is allowed (e.g. fixed total Sz)."""
+        return False
+
+    @property
+    def size(self) -> int:
+        return self.N
+
+    @property
+    def local_size(self) -> int:
+        """Number of values a site can take."""
+        return len(self.local_states)
+
+    @property
+    def n_states(self) -> int:
+        """Number of configurations in the (unconstrained) product space."""
+        return self.local_size**self.N
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Dtype of configurations (int8, as NetKet's samples, when the values fit)."""
+        lo, hi = min(self.local_states), max(self.local_states)
+        return np.dtype(np.int8) if -128 <= lo and hi <= 127 else np.dtype(np.int32)
+
+    def states_to_local_indices(
+        self, x: Num[ArrayLike, "*batch {self.N}"]
+    ) -> Int[Array, "*batch {self.N}"]:
+        """Map local values to their indices in `local_states` (affine, like NetKet).
+
+        **Arguments:**
+
+        - `x`: configurations, `(*batch, N)`.
+
+        **Returns:** int32 indices of the same shape.
+        """
+        start = self.local_states[0]
+        step = self.local_states[1] - start if self.local_size > 1 else 1
+        x = jnp.asarray(x)
+        return jnp.round((x - start) / step).astype(jnp.int32)
+
+    def local_indices_to_states(
+        self, idx: Int[ArrayLike, "*batch {self.N}"]
+    ) -> Num[Array, "*batch {self.N}"]:
+        """Inverse of [`states_to_local_indices`][nqzoo.hilbert.AbstractDiscreteHilbert.states_to_local_indices]."""
+        table = jnp.asarray(self.local_states, dtype=self.dtype)
+        return table[jnp.asarray(idx)]
+
+    def all_states(self) -> Num[Array, "n_states {self.N}"]:
+        """Every configuration, last site fastest and local index 0 first (NetKet's order).
+
+        **Raises:** `ValueError` when the space has more than
+        [`MAX_ENUMERABLE_STATES`][nqzoo.hilbert.MAX_ENUMERABLE_STATES] states.
+        """
+        if self.n_states > MAX_ENUMERABLE_STATES:
+            raise ValueError(
+                f"{self!r} has {self.local_size}^{self.N} = {self.n_states} states, more than "
+                f"all_states() enumerates (MAX_ENUMERABLE_STATES = {MAX_ENUMERABLE_STATES})."
+            )
+        powers = self.local_size ** np.arange(self.N - 1, -1, -1)
+        idx = (np.arange(self.n_states)[:, None] // powers) % self.local_size
+        states = np.asarray(self.local_states, dtype=self.dtype)[idx]
+        states = states[self._allowed(states)]
+        return jnp.asarray(states)
+
+    def _allowed(self, states: np.ndarray) -> np.ndarray:
+        return np.ones(states.shape[0], dtype=bool)
+
+    def random_state(
+        self, key: PRNGKeyArray, shape: int | tuple[int, ...] = ()
+    ) -> Num[Array, "..."]:
+        """Uniformly random configurations of shape `(*shape, N)`.
+
+        **Arguments:**
+
+        - `key`: a JAX PRNG key.
+        - `shape`: batch shape (an int or a tuple).
+        """
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        idx = jax.random.randint(key, (*shape, self.N), 0, self.local_size)
+        return self.local_indices_to_states(idx)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spin(AbstractDiscreteHilbert):
+    """`N` spins of spin `s` (any positive half-integer).
+
+    Local values are `2m` for `m = s, s-1, …, -s`: `[1, -1]` for s=1/2 and `[2, 0, -2]` for s=1,
+    as in NetKet ≥ 3.16. With `total_sz` the space is restricted to configurations with
+    `Σ m_i = total_sz` (only `all_states()` and models that accept constrained spaces use it).
+
+    **Arguments:**
+
+    - `s`: the spin, a positive multiple of 1/2.
+    - `N`: number of sites.
+    - `total_sz`: optional constraint on the total magnetisation.
+    """
+
+    s: float | int
+    N: int = 1
+    total_sz: float | int | None = None
+
+    def __post_init__(self):
+        two_s = 2 * self.s
+        if isinstance(self.s, bool) or self.s <= 0 or two_s != round(two_s):
+            raise ValueError(
+                f"Spin s must be a positive multiple of 1/2 (0.5, 1, 1.5, …), got s={self.s!r}."
+            )
+        _check_n_sites(self.N)
+        if self.total_sz is not None:
+            m2 = 2 * self.total_sz
+            if m2 != round(m2) or abs(self.total_sz) > self.s * self.N:
+                raise ValueError(
+                    f"total_sz={self.total_sz!r} is not reachable with N={self.N} spins of "
+                    f"s={self.s}."
+                )
+            if (round(m2) - round(two_s) * self.N) % 2:
+                raise ValueError(
+                    f"total_sz={self.total_sz!r} has the wrong parity for N={self.N} spins of "
+                    f"s={self.s}."
+                )
+
+    @property
+    def local_states(self) -> tuple[int, ...]:
+        two_s = round(2 * self.s)
+        return tuple(range(two_s, -two_s - 1, -2))
+
+    @property
+    def constrained(self) -> bool:
+        return self.total_sz is not None
+
+    def _allowed(self, states: np.ndarray) -> np.ndarray:
+        if self.total_sz is None:
+            return super()._allowed(states)
+        return states.astype(np.int64).sum(-1) == round(2 * self.total_sz)
+
+    def random_state(
+        self, key: PRNGKeyArray, shape: int | tuple[int, ...] = ()
+    ) -> Num[Array, "..."]:
+        if self.total_sz is None:
+            return super().random_state(key, shape)
+        if self.s != 0.5:
+            raise NotImplementedError(
+                "random_state with a total_sz constraint is only implemented for s=1/2."
+            )
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        n_up = (self.N + round(2 * self.total_sz)) // 2
+        base = jnp.where(jnp.arange(self.N) < n_up, 1, -1).astype(self.dtype)
+        keys = jax.random.split(key, math.prod(shape)) if shape else key[None]
+        out = jax.vmap(lambda k: jax.random.permutation(k, base))(keys)
+        return out.reshape(*shape, self.N)
+
+
+@dataclasses.dataclass(frozen=True)
+class Qubit(AbstractDiscreteHilbert):
+    """`N` qubits with local values `[0, 1]`.
+
+    **Arguments:**
+
+    - `N`: number of sites.
+    """
+
+    N: int = 1
+
+    def __post_init__(self):
+        _check_n_sites(self.N)
+
+    @property
+    def local_states(self) -> tuple[int, ...]:
+        return (0, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fock(AbstractDiscreteHilbert):
+    """`N` bosonic modes with occupations `[0, 1, …, n_max]`.
+
+    **Arguments:**
+
+    - `n_max`: largest occupation per site (at least 1).
+    - `N`: number of sites.
+    """
+
+    n_max: int
+    N: int = 1
+
+    def __post_init__(self):
+        if isinstance(self.n_max, bool) or self.n_max < 1:
+            raise ValueError(f"Fock n_max must be an integer >= 1, got n_max={self.n_max!r}.")
+        _check_n_sites(self.N)
+
+    @property
+    def local_states(self) -> tuple[int, ...]:
+        return tuple(range(self.n_max + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Particles(AbstractHilbert):
+    """`N` particles in a box of extent `L` in `d = len(L)` dimensions.
+
+    A configuration is the flat vector of positions, particle-major:
+    `(x1_1, …, x1_d, x2_1, …)`, so `size = N * d`.
+
+    **Arguments:**
+
+    - `N`: number of particles.
+    - `L`: box extent per dimension (a tuple; a number means d = 1).
+    - `pbc`: periodic boundary conditions, one bool for all dimensions or one per dimension.
+    """
+
+    N: int
+    L: tuple[float, ...]
+    pbc: bool | tuple[bool, ...] = True
+
+    def __init__(
+        self,
+        N: int,
+        L: float | int | Sequence[float | int],
+        pbc: bool | Sequence[bool] = True,
+    ):
+        _check_n_sites(N)
+        L = (L,) if isinstance(L, float | int) else tuple(L)
+        if len(L) == 0 or not all(
+            isinstance(l, float | int) and math.isfinite(l) and l > 0 for l in L
+        ):
+            raise ValueError(f"L must be one or more positive finite box extents, got L={L!r}.")
+        pbc = (bool(pbc),) * len(L) if isinstance(pbc, bool) else tuple(bool(p) for p in pbc)
+        if len(pbc) != len(L):
+            raise ValueError(
+                f"pbc has {len(pbc)} entries but the box has d={len(L)} dimensions (L={L!r})."
+            )
+        object.__setattr__(self, "N", int(N))
+        object.__setattr__(self, "L", tuple(float(l) for l in L))
+        object.__setattr__(self, "pbc", pbc)
+
+    @property
+    def d(self) -> int:
+        """Number of spatial dimensions."""
+        return len(self.L)
+
+    @property
+    def size(self) -> int:
+        return self.N * self.d
+
+    def random_state(
+        self, key: PRNGKeyArray, shape: int | tuple[int, ...] = ()
+    ) -> Float[Array, "..."]:
+        """Positions drawn uniformly in the box, shape `(*shape, N*d)`."""
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        u = jax.random.uniform(key, (*shape, self.N, self.d))
+        return (u * jnp.asarray(self.L)).reshape(*shape, self.size)

@@ -1,0 +1,93 @@
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, Inexact, Int, Num
+
+from ..hilbert import AbstractDiscreteHilbert
+
+
+def normalize_log_conditionals(
+    z: Inexact[Array, "*batch local_size"], machine_pow: int | float
+) -> Inexact[Array, "*batch local_size"]:
+    r"""Normalise raw log-conditionals over the last axis (NetKet's rule).
+
+    $\log\psi_i(k) = z_{ik} - \frac{1}{p}\operatorname{logsumexp}_k(p\,\operatorname{Re} z_{ik})$
+    with $p$ = `machine_pow`, so that $\sum_k |\psi_i(k)|^p = 1$ at every site. The imaginary
+    part (the phase) is carried through unchanged.
+    """
+    lse = jax.nn.logsumexp(machine_pow * z.real, axis=-1, keepdims=True)
+    return z - lse / machine_pow
+
+
+class AbstractARNN(eqx.Module):
+    r"""An autoregressive neural quantum state.
+
+    $\psi(x) = \prod_i \psi_i(x_i \mid x_{<i})$ with normalised conditionals
+    $\sum_k |\psi_i(k \mid x_{<i})|^p = 1$, $p$ = `machine_pow`, so that
+    $\sum_x |\psi(x)|^p = 1$ exactly and $|\psi|^p$ can be sampled directly with
+    [`nqzoo.sample`][].
+
+    Subclasses provide `hilbert` (a homogeneous, unconstrained discrete space), `machine_pow`
+    and [`conditionals_log_psi`][nqzoo.models.AbstractARNN.conditionals_log_psi], which must
+    return *normalised* log-conditionals (use [`nqzoo.models.normalize_log_conditionals`][]).
+    Everything else (log-amplitudes, probabilities, sampling) follows.
+    """
+
+    hilbert: eqx.AbstractVar[AbstractDiscreteHilbert]
+    machine_pow: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def conditionals_log_psi(
+        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+    ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
+        """Normalised log-conditionals `log ψ_i(k | x_<i)` at every site.
+
+        **Arguments:**
+
+        - `x`: configurations `(*batch, N)` of local values.
+
+        **Returns:** `(*batch, N, local_size)`; entry `[..., i, k]` is the log-amplitude of
+        site `i` taking `hilbert.local_states[k]` given `x[..., :i]`.
+        """
+
+    def conditionals(
+        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+    ) -> Float[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
+        """Conditional probabilities `|ψ_i(k | x_<i)|^machine_pow`, shape `(*batch, N, local_size)`."""
+        return jnp.exp(self.machine_pow * self.conditionals_log_psi(x).real)
+
+    def __call__(self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]) -> Inexact[Array, "*batch"]:
+        """Normalised `log ψ(x)`, shape `(*batch,)`."""
+        log_psi_cond = self.conditionals_log_psi(x)
+        idx: Int[Array, "*batch {self.hilbert.size}"] = self.hilbert.states_to_local_indices(x)
+        picked = jnp.take_along_axis(log_psi_cond, idx[..., None], axis=-1)[..., 0]
+        return picked.sum(axis=-1)
+
+
+class AbstractFastARNN(AbstractARNN):
+    """An autoregressive network with a cache for O(1)-per-site sampling steps.
+
+    Built with `eqx.nn.make_with_state`; the cache of every layer lives in an
+    `eqx.nn.State`, per configuration (no batch axis; samplers `vmap` over chains). A state
+    whose caches are all zeros is the initial state of a sampling pass.
+    """
+
+    @abc.abstractmethod
+    def conditional(
+        self,
+        x: Num[ArrayLike, "{self.hilbert.size}"],
+        index: Int[ArrayLike, ""],
+        state: eqx.nn.State,
+    ) -> tuple[Float[Array, "{self.hilbert.local_size}"], eqx.nn.State]:
+        """One sampling step: the probabilities of site `index` given `x[:index]`.
+
+        **Arguments:**
+
+        - `x`: one configuration; only sites before `index` are read.
+        - `index`: the site to sample (a traced integer is fine).
+        - `state`: the cache state (from `eqx.nn.make_with_state` or a previous step).
+
+        **Returns:** `(probabilities, state)`; the probabilities have shape `(local_size,)`.
+        """
