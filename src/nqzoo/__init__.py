@@ -17,6 +17,7 @@ import jaxtyping as _jaxtyping
 _jaxtyping.install_import_hook("nqzoo", "beartype.beartype")
 
 from . import hilbert as hilbert, models as models, nn as nn  # noqa: E402
+from .sampling import sample as sample  # noqa: E402
 
 
 try:

@@ -1,0 +1,216 @@
+r"""Exact sampling of autoregressive models.
+
+[`nqzoo.sample`][] draws independent configurations from $|\psi(x)|^p$ (`p` the model's
+`machine_pow`) one site at a time, $x_i \sim |\psi_i(\cdot \mid x_{<i})|^p$, with a
+`jax.lax.scan` over the sites. Models with a cache ([`nqzoo.models.AbstractFastARNN`][])
+advance one site per step through their `conditional`; every other
+[`nqzoo.models.AbstractARNN`][] recomputes its conditionals on the partially filled
+configurations at every step.
+"""
+
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int, Num, PRNGKeyArray
+
+from .models._autoreg import AbstractARNN, AbstractFastARNN
+
+
+__all__ = ["sample"]
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise ValueError(
+            f"{name} must be a positive Python int (a static value, not a traced array), "
+            f"got {name}={value!r}."
+        )
+    return int(value)
+
+
+def _uniform_dtype() -> np.dtype:
+    # float64 when x64 is on, float32 otherwise.
+    return jnp.zeros((), dtype=float).dtype
+
+
+def _choose(
+    p: Float[Array, "batch local_size"], u: Float[Array, " batch"]
+) -> tuple[Int[Array, " batch"], Float[Array, " batch"]]:
+    """Inverse-CDF choice of one index per row of `p` (not necessarily normalised).
+
+    `u` must lie in `(0, 1]`: then the chosen index `k` satisfies `c[k-1] < u·c[-1] <= c[k]`
+    with `c` the cumulative sum, so an index of zero probability is never chosen. Returns the
+    index and the log of its normalised probability.
+    """
+    c = jnp.cumsum(p, axis=-1)
+    total = c[:, -1]
+    r = total * u.astype(c.dtype)
+    k = jnp.sum(c < r[:, None], axis=-1).astype(jnp.int32)
+    p_k = jnp.take_along_axis(p, k[:, None], axis=-1)[:, 0]
+    return k, jnp.log(p_k) - jnp.log(total)
+
+
+def _sample_chunk_fast(
+    model: AbstractFastARNN, state: eqx.nn.State, keys: Array, return_log_prob: bool
+):
+    hilbert = model.hilbert
+    n_sites = hilbert.size
+    batch = keys.shape[0]
+    table = jnp.asarray(hilbert.local_states, dtype=hilbert.dtype)
+    # u in (0, 1]; one row of n_sites uniforms per sample, drawn from that sample's own key.
+    u = 1.0 - jax.vmap(lambda k: jax.random.uniform(k, (n_sites,), _uniform_dtype()))(keys)
+    # A fresh cache for every chain: all-zero leaves with a leading chain axis.
+    cache = jax.tree.map(lambda leaf: jnp.zeros((batch, *jnp.shape(leaf)), leaf.dtype), state)
+    x = jnp.full((batch, n_sites), hilbert.local_states[0], dtype=hilbert.dtype)
+    step_fn = jax.vmap(model.conditional, in_axes=(0, None, 0))
+
+    def step(carry, xs):
+        x, cache, log_prob = carry
+        index, u_i = xs
+        p, cache = step_fn(x, index, cache)
+        k, log_p = _choose(p, u_i)
+        x = jax.lax.dynamic_update_index_in_dim(x, table[k], index, axis=1)
+        if return_log_prob:
+            log_prob = log_prob + log_p
+        return (x, cache, log_prob), None
+
+    log_prob = jnp.zeros((batch,), dtype=_uniform_dtype())
+    sites = jnp.arange(n_sites)
+    (x, _, log_prob), _ = jax.lax.scan(step, (x, cache, log_prob), (sites, u.T))
+    return x, log_prob
+
+
+def _sample_chunk_slow(model: AbstractARNN, keys: Array, return_log_prob: bool):
+    hilbert = model.hilbert
+    n_sites = hilbert.size
+    batch = keys.shape[0]
+    table = jnp.asarray(hilbert.local_states, dtype=hilbert.dtype)
+    u = 1.0 - jax.vmap(lambda k: jax.random.uniform(k, (n_sites,), _uniform_dtype()))(keys)
+    x = jnp.full((batch, n_sites), hilbert.local_states[0], dtype=hilbert.dtype)
+
+    def step(carry, xs):
+        x, log_prob = carry
+        index, u_i = xs
+        log_psi = model.conditionals_log_psi(x)
+        log_psi_i = jax.lax.dynamic_index_in_dim(log_psi, index, axis=1, keepdims=False)
+        p = jnp.exp(model.machine_pow * log_psi_i.real)
+        k, log_p = _choose(p, u_i)
+        x = jax.lax.dynamic_update_index_in_dim(x, table[k], index, axis=1)
+        if return_log_prob:
+            log_prob = log_prob + log_p
+        return (x, log_prob), None
+
+    log_prob = jnp.zeros((batch,), dtype=_uniform_dtype())
+    sites = jnp.arange(n_sites)
+    (x, log_prob), _ = jax.lax.scan(step, (x, log_prob), (sites, u.T))
+    return x, log_prob
+
+
+def sample(
+    model: eqx.Module,
+    n_samples: int | np.integer,
+    *,
+    key: PRNGKeyArray,
+    state: eqx.nn.State | None = None,
+    chunk_size: int | np.integer | None = None,
+    return_log_prob: bool = False,
+) -> (
+    Num[Array, "{n_samples} {model.hilbert.size}"]
+    | tuple[Num[Array, "{n_samples} {model.hilbert.size}"], Float[Array, " {n_samples}"]]
+):
+    r"""Draw exact, independent samples from $|\psi(x)|^p$ of an autoregressive model.
+
+    Sites are sampled in order $0, 1, \dots, N-1$ with a `jax.lax.scan`: at step $i$ every
+    chain draws $x_i$ from the conditional $|\psi_i(\cdot \mid x_{<i})|^p$ by inverting its
+    cumulative distribution at a uniform random number. Fast models
+    ([`nqzoo.models.AbstractFastARNN`][]) call their cached one-site `conditional` (vmapped
+    over chains, each chain with its own all-zero cache); other models recompute
+    `conditionals_log_psi` of the partially filled configurations at every step.
+
+    **Reproducibility.** `key` is split into `n_samples` keys, one per sample, and sample `s`
+    uses only the `s`-th key. The samples therefore depend only on `key`, the model and
+    `n_samples`: they are identical for every `chunk_size` and when the computation is sharded
+    over devices (see the sampling guide for the sharding recipe).
+
+    Works inside `eqx.filter_jit` (`n_samples` and `chunk_size` must be static Python ints,
+    which `eqx.filter_jit` does by default) and under `jax.vmap` over keys.
+
+    **Arguments:**
+
+    - `model`: an [`nqzoo.models.AbstractARNN`][] (any subclass, including your own).
+    - `n_samples`: number of samples, a positive int.
+    - `key`: a JAX PRNG key.
+    - `state`: the `eqx.nn.State` of a fast model, as returned by
+      `eqx.nn.make_with_state(...)`. Required for fast models (only its structure, shapes and
+      dtypes are used: every chain starts from an all-zero cache); ignored for other models.
+    - `chunk_size`: if given, at most this many samples are processed at once
+      (`jax.lax.map` over chunks), bounding memory. The last chunk is padded when
+      `chunk_size` does not divide `n_samples`.
+    - `return_log_prob`: also return $\log|\psi(x)|^p = p\,\operatorname{Re}\log\psi(x)$ of
+      every sample, accumulated during sampling at no extra cost.
+
+    **Returns:** samples of shape `(n_samples, N)` with dtype `model.hilbert.dtype`, whose
+    entries are the Hilbert space's local states; with `return_log_prob=True`, the tuple
+    `(samples, log_prob)` with `log_prob` of shape `(n_samples,)`.
+
+    **Raises:**
+
+    - `TypeError` if `model` is not an `AbstractARNN`.
+    - `ValueError` if `n_samples` or `chunk_size` is not a positive int, if the model's
+      Hilbert space is constrained, or if a fast model is given without `state`.
+    """
+    if not isinstance(model, AbstractARNN):
+        raise TypeError(
+            "sample() draws exact samples from autoregressive models only: model must be an "
+            f"nqzoo.models.AbstractARNN, got {type(model).__name__}. For other models use a "
+            "Markov-chain sampler (e.g. NetKet's MetropolisSampler)."
+        )
+    n_samples = _check_positive_int("n_samples", n_samples)
+    if chunk_size is not None:
+        chunk_size = _check_positive_int("chunk_size", chunk_size)
+    hilbert = model.hilbert
+    if getattr(hilbert, "constrained", False):
+        raise ValueError(
+            f"sample() needs an unconstrained Hilbert space, got {hilbert!r}: the "
+            "autoregressive conditionals would put weight outside the constraint."
+        )
+    fast = isinstance(model, AbstractFastARNN)
+    if fast and state is None:
+        raise ValueError(
+            f"{type(model).__name__} is a fast autoregressive model and needs its cache state: "
+            f"build it with `model, state = eqx.nn.make_with_state({type(model).__name__})(...)` "
+            "and call `sample(model, n_samples, key=key, state=state)`."
+        )
+
+    if fast:
+
+        def sample_chunk(keys):
+            return _sample_chunk_fast(model, state, keys, return_log_prob)
+    else:
+
+        def sample_chunk(keys):
+            return _sample_chunk_slow(model, keys, return_log_prob)
+
+    keys = jax.random.split(key, n_samples)
+    chunk = n_samples if chunk_size is None else min(chunk_size, n_samples)
+    n_chunks = math.ceil(n_samples / chunk)
+    if n_chunks == 1:
+        x, log_prob = sample_chunk(keys)
+    else:
+        n_padded = n_chunks * chunk
+        # Pad with copies of the first keys; the padded samples are dropped below.
+        keys = jnp.concatenate([keys, keys[: n_padded - n_samples]])
+        # Sample s = c * n_chunks + j is computed in map iteration j, row c. Every map
+        # iteration then touches every contiguous block of the sample axis, so sharding the
+        # sample axis shards the work of each iteration instead of serialising the devices.
+        keys = keys.reshape(chunk, n_chunks, *keys.shape[1:]).swapaxes(0, 1)
+        x, log_prob = jax.lax.map(sample_chunk, keys)
+        x = x.swapaxes(0, 1).reshape(n_padded, -1)[:n_samples]
+        log_prob = log_prob.swapaxes(0, 1).reshape(n_padded)[:n_samples]
+    if return_log_prob:
+        return x, log_prob
+    return x

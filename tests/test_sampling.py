@@ -1,0 +1,326 @@
+"""Tests of the exact autoregressive sampler `nqz.sample`.
+
+The sampler is tested first on two small hand-written autoregressive models defined here (a
+logistic model written with only `conditionals_log_psi`, and a fast twin with a trivial cache),
+so these tests exercise the user extension story and do not depend on the library's ARNNs;
+the library's ARNNs are covered further down.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jaxtyping import Array, ArrayLike, Float, Inexact, Int, Num
+
+import nqzoo as nqz
+from nqzoo.models import AbstractARNN, AbstractFastARNN, normalize_log_conditionals
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-written models
+
+
+class Logistic(AbstractARNN):
+    """`z_i(k) = b[i, k] + Σ_{j<i} W[i, k, j] x_j`: the simplest autoregressive model."""
+
+    weights: Inexact[Array, "{self.hilbert.size} {self.hilbert.local_size} {self.hilbert.size}"]
+    bias: Inexact[Array, "{self.hilbert.size} {self.hilbert.local_size}"]
+    hilbert: nqz.hilbert.AbstractDiscreteHilbert = eqx.field(static=True)
+    machine_pow: int = eqx.field(static=True)
+
+    def __init__(self, hilbert, machine_pow=2, dtype=jnp.float64, scale=1.0, *, key):
+        n, k = hilbert.size, hilbert.local_size
+        kw, kb = jax.random.split(key)
+        causal = jnp.tril(jnp.ones((n, n)), -1)[:, None, :]
+        self.weights = scale * jax.random.normal(kw, (n, k, n), dtype) * causal
+        self.bias = scale * jax.random.normal(kb, (n, k), dtype)
+        self.hilbert = hilbert
+        self.machine_pow = machine_pow
+
+    def conditionals_log_psi(
+        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+    ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
+        x = jnp.asarray(x).astype(self.bias.dtype)
+        z = jnp.einsum("ikj,...j->...ik", self.weights, x) + self.bias
+        return normalize_log_conditionals(z, self.machine_pow)
+
+
+class FastLogistic(AbstractFastARNN):
+    """The fast twin of `Logistic`: its cache holds the sites seen so far."""
+
+    weights: Inexact[Array, "{self.hilbert.size} {self.hilbert.local_size} {self.hilbert.size}"]
+    bias: Inexact[Array, "{self.hilbert.size} {self.hilbert.local_size}"]
+    seen: eqx.nn.StateIndex
+    hilbert: nqz.hilbert.AbstractDiscreteHilbert = eqx.field(static=True)
+    machine_pow: int = eqx.field(static=True)
+
+    def __init__(self, slow: Logistic):
+        self.weights, self.bias = slow.weights, slow.bias
+        self.hilbert, self.machine_pow = slow.hilbert, slow.machine_pow
+        self.seen = eqx.nn.StateIndex(jnp.zeros(slow.hilbert.size, slow.bias.dtype))
+
+    def conditionals_log_psi(self, x):
+        return Logistic.conditionals_log_psi(self, x)
+
+    def conditional(
+        self, x: Num[ArrayLike, " {self.hilbert.size}"], index: Int[ArrayLike, ""], state
+    ) -> tuple[Float[Array, " {self.hilbert.local_size}"], eqx.nn.State]:
+        seen = state.get(self.seen)
+        previous = jnp.asarray(x).astype(self.bias.dtype)[index - 1]
+        seen = jnp.where(index > 0, seen.at[index - 1].set(previous), seen)
+        z = self.weights[index] @ seen + self.bias[index]
+        log_psi = normalize_log_conditionals(z, self.machine_pow)
+        return jnp.exp(self.machine_pow * log_psi.real), state.set(self.seen, seen)
+
+
+SPACES = {
+    "spin-half-8": nqz.hilbert.Spin(0.5, 8),
+    "spin-one-5": nqz.hilbert.Spin(1, 5),
+    "fock-2-5": nqz.hilbert.Fock(2, 5),
+}
+
+
+def _toy(hilbert, fast, machine_pow=2, dtype=jnp.float64, seed=0):
+    slow = Logistic(hilbert, machine_pow, dtype, key=jax.random.key(seed))
+    if not fast:
+        return slow, None
+    return eqx.nn.make_with_state(FastLogistic)(slow)
+
+
+# One compiled sampler per (model structure, n_samples, chunk_size): the tests below reuse
+# the same n_samples and flags so that most calls hit the compilation cache.
+_sample = eqx.filter_jit(nqz.sample)
+N = 20_000
+KEY = jax.random.key(1234)
+
+
+def draw(model, state, *, key=KEY, chunk_size=None):
+    return _sample(model, N, key=key, state=state, chunk_size=chunk_size, return_log_prob=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Chi-squared goodness of fit
+
+
+def _state_index(hilbert, x):
+    idx = np.asarray(hilbert.states_to_local_indices(x))
+    powers = hilbert.local_size ** np.arange(hilbert.size - 1, -1, -1)
+    return idx @ powers  # the row of `x` in hilbert.all_states()
+
+
+def chi2_pvalue(hilbert, samples, probs) -> float:
+    """p-value of Pearson's chi-squared test of `samples` against `probs` (over all_states).
+
+    Bins with an expected count below 5 are merged into one bin. The p-value is the upper tail
+    of the chi-squared distribution, `Q(df/2, stat/2)` (regularised upper incomplete gamma).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    n = samples.shape[0]
+    counts = np.bincount(_state_index(hilbert, samples), minlength=probs.size)
+    expected = n * probs
+    small = expected < 5
+    obs = np.append(counts[~small], counts[small].sum())
+    exp = np.append(expected[~small], expected[small].sum())
+    keep = exp > 0
+    obs, exp = obs[keep], exp[keep]
+    stat = np.sum((obs - exp) ** 2 / exp)
+    df = obs.size - 1
+    return float(jax.scipy.special.gammaincc(df / 2, stat / 2))
+
+
+def exact_probs(model):
+    x = model.hilbert.all_states()
+    probs = np.exp(model.machine_pow * np.asarray(model(x)).real)
+    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-10)  # the model is normalised
+    return probs
+
+
+# Fixed seed: deterministic; a correct sampler fails with probability 1e-4 over seeds.
+P_FALSE_ALARM = 1e-4
+
+
+def check_samples(model, samples, log_prob):
+    """Samples in the space, with the right dtype, distribution and log-probabilities."""
+    hilbert = model.hilbert
+    assert samples.shape == (N, hilbert.size)
+    assert samples.dtype == hilbert.dtype == jnp.int8
+    assert np.isin(np.asarray(samples), np.asarray(hilbert.local_states)).all()
+    assert set(np.unique(np.asarray(samples))) == set(hilbert.local_states)
+    assert chi2_pvalue(hilbert, samples, exact_probs(model)) > P_FALSE_ALARM
+    assert log_prob.shape == (N,)
+    expected = model.machine_pow * np.asarray(model(samples)).real
+    np.testing.assert_allclose(log_prob, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("space", list(SPACES))
+@pytest.mark.parametrize(
+    "fast, machine_pow, dtype",
+    [(False, 2, jnp.float64), (True, 1, jnp.complex128)],
+    ids=["slow-mp2-real", "fast-mp1-complex"],
+)
+def test_toy_distribution(space, fast, machine_pow, dtype):
+    model, state = _toy(SPACES[space], fast, machine_pow, dtype)
+    check_samples(model, *draw(model, state))
+
+
+def test_chi2_rejects_wrong_distribution():
+    """The chi-squared check has power: it rejects a plausible sampler bug (wrong machine_pow)."""
+    hilbert = SPACES["spin-half-8"]
+    right, _ = _toy(hilbert, False, machine_pow=2)
+    wrong, _ = _toy(hilbert, False, machine_pow=1)  # same parameters, |psi|^1 instead of |psi|^2
+    samples, _ = draw(wrong, None)
+    assert chi2_pvalue(hilbert, samples, exact_probs(right)) < P_FALSE_ALARM
+    # and it accepts the right pairing at the same sample size
+    assert chi2_pvalue(hilbert, samples, exact_probs(wrong)) > P_FALSE_ALARM
+
+
+# --------------------------------------------------------------------------------------------
+# Key protocol: fast = slow, chunk invariance, per-sample keys
+
+
+def test_fast_slow_identical_and_chunk_invariance():
+    hilbert = SPACES["spin-half-8"]
+    slow, _ = _toy(hilbert, False)
+    fast, state = _toy(hilbert, True)
+    xs, lps = draw(slow, None)
+    xf, lpf = draw(fast, state)
+    np.testing.assert_array_equal(xs, xf)
+    np.testing.assert_allclose(lpf, lps, rtol=1e-12, atol=1e-12)
+    # chunk_size not dividing n_samples: same samples and log-probabilities, bit for bit
+    for model, st, x, lp in [(slow, None, xs, lps), (fast, state, xf, lpf)]:
+        xc, lpc = draw(model, st, chunk_size=6_000)
+        np.testing.assert_array_equal(xc, x)
+        np.testing.assert_array_equal(lpc, lp)
+    # a different key gives different samples
+    assert not np.array_equal(draw(slow, None, key=jax.random.key(8))[0], xs)
+
+
+def test_per_sample_keys_and_state_values_unused():
+    """Sample s depends on the s-th per-sample key only; the given state's values are unused."""
+    hilbert = SPACES["spin-half-8"]
+    model, state = _toy(hilbert, True)
+    key = jax.random.key(11)
+    samples, _ = draw(model, state, key=key)
+    # A state that is not all zeros (e.g. left over from stepping by hand) changes nothing.
+    dirty = jax.tree.map(lambda leaf: leaf + 1.0, state)
+    np.testing.assert_array_equal(draw(model, dirty, key=key)[0], samples)
+    # The documented key protocol: sample s inverts the CDF of each conditional at
+    # 1 - uniform(split(key, n_samples)[s], (N,)). Replay it in NumPy for a few samples.
+    keys = jax.random.split(key, N)
+    for s in [0, 5, N - 1]:
+        u = 1.0 - np.asarray(jax.random.uniform(keys[s], (hilbert.size,)))
+        x = np.full(hilbert.size, hilbert.local_states[0], dtype=np.int8)
+        for i in range(hilbert.size):
+            c = np.cumsum(np.asarray(model.conditionals(x))[i])
+            x[i] = hilbert.local_states[int(np.sum(c < c[-1] * u[i]))]
+        np.testing.assert_array_equal(samples[s], x)
+
+
+def test_filter_jit_vmap_and_legacy_keys():
+    hilbert = SPACES["spin-half-8"]
+    model, state = _toy(hilbert, True)
+    keys = jax.random.split(jax.random.key(5), 3)
+
+    @eqx.filter_jit
+    def run(model, state, key):
+        return nqz.sample(model, 32, key=key, state=state)
+
+    batched = jax.vmap(run, in_axes=(None, None, 0))(model, state, keys)
+    assert batched.shape == (3, 32, hilbert.size)
+    for b in range(3):
+        np.testing.assert_array_equal(batched[b], run(model, state, keys[b]))
+    assert not np.array_equal(batched[0], batched[1])
+    # old-style uint32 keys work too and give the same samples as the wrapped new-style key
+    raw = jax.random.PRNGKey(5)
+    np.testing.assert_array_equal(
+        run(model, state, raw), run(model, state, jax.random.wrap_key_data(raw))
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_bad_inputs():
+    hilbert = SPACES["spin-half-8"]
+    slow, _ = _toy(hilbert, False)
+    fast, state = _toy(hilbert, True)
+    key = jax.random.key(0)
+    rbm = nqz.models.RBM(hilbert, key=key)
+    with pytest.raises(TypeError, match="AbstractARNN"):
+        nqz.sample(rbm, 10, key=key)
+    for bad in [0, -3]:
+        with pytest.raises(ValueError, match="n_samples"):
+            nqz.sample(slow, bad, key=key)
+    with pytest.raises(TypeError, match="n_samples"):
+        nqz.sample(slow, 2.5, key=key)
+    for bad in [0, -1]:
+        with pytest.raises(ValueError, match="chunk_size"):
+            nqz.sample(slow, 10, key=key, chunk_size=bad)
+    with pytest.raises(ValueError, match="make_with_state"):
+        nqz.sample(fast, 10, key=key)
+    constrained = Logistic(nqz.hilbert.Spin(0.5, 4, total_sz=0), key=key)
+    with pytest.raises(ValueError, match="constrained"):
+        nqz.sample(constrained, 10, key=key)
+    # a state is accepted (and ignored) for a slow model, so generic code can always pass one
+    np.testing.assert_array_equal(draw(slow, state)[0], draw(slow, None)[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Sharding over 4 virtual CPU devices (a subprocess: XLA_FLAGS must be set before JAX starts)
+
+
+_SHARDING_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import equinox as eqx, numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    sys.path.insert(0, {tests_dir!r})
+    import nqzoo as nqz
+    from test_sampling import SPACES, _toy
+
+    assert len(jax.devices()) == 4
+    mesh = jax.make_mesh((4,), ("samples",))
+    sharding = NamedSharding(mesh, P("samples"))
+    key = jax.random.key(42)
+    for fast, chunk_size in [(False, None), (True, 12)]:
+        model, state = _toy(SPACES["spin-one-5"], fast)
+        def run(model, state, key):
+            x, lp = nqz.sample(model, 96, key=key, state=state, chunk_size=chunk_size,
+                               return_log_prob=True)
+            return x, lp
+        ref = eqx.filter_jit(run)(model, state, key)
+        sharded = jax.jit(run, out_shardings=(sharding, sharding))
+        compiled = sharded.lower(model, state, key).compile()
+        out = compiled(model, state, key)
+        assert out[0].sharding.is_equivalent_to(sharding, 2), out[0].sharding
+        np.testing.assert_array_equal(out[0], ref[0])
+        np.testing.assert_array_equal(out[1], ref[1])
+        # the work is really split: the compiled program holds 96/4 samples per device
+        hlo = compiled.as_text()
+        per_device = 96 // 4 if chunk_size is None else chunk_size // 4
+        assert f"s8[{{per_device}},5]" in hlo, "sampling was not partitioned"
+    print("SHARDING-OK")
+    """
+)
+
+
+def test_sharding_invariance(tmp_path):
+    script = tmp_path / "sharded.py"
+    script.write_text(_SHARDING_SCRIPT.format(tests_dir=str(pathlib.Path(__file__).parent)))
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SHARDING-OK" in result.stdout
