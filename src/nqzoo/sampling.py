@@ -110,6 +110,44 @@ def _sample_chunk_slow(model: AbstractARNN, keys: Array, return_log_prob: bool):
     return x, log_prob
 
 
+@eqx.filter_jit
+def _sample_jit(
+    model: AbstractARNN,
+    state: eqx.nn.State | None,
+    key: PRNGKeyArray,
+    n_samples: int,
+    chunk_size: int | None,
+    return_log_prob: bool,
+):
+    # Jitted as a whole so that an eager call compiles one program, cached across calls;
+    # inside a user's jit this simply inlines.
+    if state is not None:
+
+        def sample_chunk(keys):
+            return _sample_chunk_fast(model, state, keys, return_log_prob)
+    else:
+
+        def sample_chunk(keys):
+            return _sample_chunk_slow(model, keys, return_log_prob)
+
+    keys = jax.random.split(key, n_samples)
+    chunk = n_samples if chunk_size is None else min(chunk_size, n_samples)
+    n_chunks = math.ceil(n_samples / chunk)
+    if n_chunks == 1:
+        return sample_chunk(keys)
+    n_padded = n_chunks * chunk
+    # Pad with copies of the first keys; the padded samples are dropped below.
+    keys = jnp.concatenate([keys, keys[: n_padded - n_samples]])
+    # Sample s = c * n_chunks + j is computed in map iteration j, row c. Every map iteration
+    # then touches every contiguous block of the sample axis, so sharding the sample axis
+    # shards the work of each iteration instead of serialising the devices.
+    keys = keys.reshape(chunk, n_chunks, *keys.shape[1:]).swapaxes(0, 1)
+    x, log_prob = jax.lax.map(sample_chunk, keys)
+    x = x.swapaxes(0, 1).reshape(n_padded, -1)[:n_samples]
+    log_prob = log_prob.swapaxes(0, 1).reshape(n_padded)[:n_samples]
+    return x, log_prob
+
+
 def sample(
     model: eqx.Module,
     n_samples: int | np.integer,
@@ -186,31 +224,9 @@ def sample(
             "and call `sample(model, n_samples, key=key, state=state)`."
         )
 
-    if fast:
-
-        def sample_chunk(keys):
-            return _sample_chunk_fast(model, state, keys, return_log_prob)
-    else:
-
-        def sample_chunk(keys):
-            return _sample_chunk_slow(model, keys, return_log_prob)
-
-    keys = jax.random.split(key, n_samples)
-    chunk = n_samples if chunk_size is None else min(chunk_size, n_samples)
-    n_chunks = math.ceil(n_samples / chunk)
-    if n_chunks == 1:
-        x, log_prob = sample_chunk(keys)
-    else:
-        n_padded = n_chunks * chunk
-        # Pad with copies of the first keys; the padded samples are dropped below.
-        keys = jnp.concatenate([keys, keys[: n_padded - n_samples]])
-        # Sample s = c * n_chunks + j is computed in map iteration j, row c. Every map
-        # iteration then touches every contiguous block of the sample axis, so sharding the
-        # sample axis shards the work of each iteration instead of serialising the devices.
-        keys = keys.reshape(chunk, n_chunks, *keys.shape[1:]).swapaxes(0, 1)
-        x, log_prob = jax.lax.map(sample_chunk, keys)
-        x = x.swapaxes(0, 1).reshape(n_padded, -1)[:n_samples]
-        log_prob = log_prob.swapaxes(0, 1).reshape(n_padded)[:n_samples]
+    x, log_prob = _sample_jit(
+        model, state if fast else None, key, n_samples, chunk_size, return_log_prob
+    )
     if return_log_prob:
         return x, log_prob
     return x
