@@ -7,3 +7,15 @@ from ._autoreg import (
     AbstractFastARNN as AbstractFastARNN,
     normalize_log_conditionals as normalize_log_conditionals,
 )
+from ._arnn import (
+    AbstractARNNSequential as AbstractARNNSequential,
+    ARNNConv1D as ARNNConv1D,
+    ARNNConv2D as ARNNConv2D,
+    ARNNDense as ARNNDense,
+)
+from ._fast_arnn import (
+    AbstractFastARNNSequential as AbstractFastARNNSequential,
+    FastARNNConv1D as FastARNNConv1D,
+    FastARNNConv2D as FastARNNConv2D,
+    FastARNNDense as FastARNNDense,
+)

@@ -5,7 +5,44 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Inexact, Int, Num
 
-from ..hilbert import AbstractDiscreteHilbert
+from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
+
+
+def check_autoregressive_hilbert(hilbert: object) -> AbstractDiscreteHilbert:
+    """Check that `hilbert` is a discrete, homogeneous and unconstrained space.
+
+    **Raises:** `TypeError` for anything that is not an
+    [`nqzoo.hilbert.AbstractDiscreteHilbert`][] (e.g. a continuous
+    [`nqzoo.hilbert.Particles`][] box); `ValueError` for constrained spaces (e.g.
+    `Spin(0.5, N, total_sz=0)`), whose product-of-conditionals would put weight outside the
+    space.
+    """
+    if not isinstance(hilbert, AbstractDiscreteHilbert):
+        kind = "a continuous space" if isinstance(hilbert, AbstractHilbert) else "not a space"
+        raise TypeError(
+            f"Autoregressive networks need a discrete Hilbert space (Spin, Qubit, Fock) whose "
+            f"sites all take the same local values; got hilbert={hilbert!r} ({kind})."
+        )
+    if hilbert.constrained:
+        raise ValueError(
+            f"Autoregressive networks need an unconstrained Hilbert space, got hilbert="
+            f"{hilbert!r}; drop the constraint (e.g. total_sz=None)."
+        )
+    return hilbert
+
+
+def check_machine_pow(machine_pow: object) -> int | float:
+    """Check that `machine_pow` is a positive real number (an int such as 2 or a float)."""
+    if (
+        isinstance(machine_pow, bool)
+        or not isinstance(machine_pow, int | float)
+        or not machine_pow > 0
+    ):
+        raise ValueError(
+            f"machine_pow must be a positive number (2 samples |psi|^2), got "
+            f"machine_pow={machine_pow!r}."
+        )
+    return machine_pow
 
 
 def normalize_log_conditionals(
@@ -36,7 +73,11 @@ class AbstractARNN(eqx.Module):
     """
 
     hilbert: eqx.AbstractVar[AbstractDiscreteHilbert]
-    machine_pow: eqx.AbstractVar[int]
+    machine_pow: eqx.AbstractVar[int | float]
+
+    def __check_init__(self):
+        check_autoregressive_hilbert(self.hilbert)
+        check_machine_pow(self.machine_pow)
 
     @abc.abstractmethod
     def conditionals_log_psi(
@@ -58,7 +99,9 @@ class AbstractARNN(eqx.Module):
         """Conditional probabilities `|ψ_i(k | x_<i)|^machine_pow`, shape `(*batch, N, local_size)`."""
         return jnp.exp(self.machine_pow * self.conditionals_log_psi(x).real)
 
-    def __call__(self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]) -> Inexact[Array, "*batch"]:
+    def __call__(
+        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+    ) -> Inexact[Array, "*batch"]:
         """Normalised `log ψ(x)`, shape `(*batch,)`."""
         log_psi_cond = self.conditionals_log_psi(x)
         idx: Int[Array, "*batch {self.hilbert.size}"] = self.hilbert.states_to_local_indices(x)
@@ -77,10 +120,10 @@ class AbstractFastARNN(AbstractARNN):
     @abc.abstractmethod
     def conditional(
         self,
-        x: Num[ArrayLike, "{self.hilbert.size}"],
+        x: Num[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State,
-    ) -> tuple[Float[Array, "{self.hilbert.local_size}"], eqx.nn.State]:
+    ) -> tuple[Float[Array, " {self.hilbert.local_size}"], eqx.nn.State]:
         """One sampling step: the probabilities of site `index` given `x[:index]`.
 
         **Arguments:**

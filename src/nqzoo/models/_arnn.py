@@ -1,0 +1,412 @@
+"""Autoregressive networks built from masked layers (NetKet's ARNNDense/Conv1D/Conv2D)."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
+
+from .._checks import check_fields
+from .._custom_types import Activation, Initializer
+from ..hilbert import AbstractDiscreteHilbert
+from ..nn import initializers
+from ..nn._activations import reim_selu
+from ..nn._masked import (
+    _positive_int,
+    _positive_pair,
+    MaskedConv1D,
+    MaskedConv2D,
+    MaskedDense1D,
+)
+from ._autoreg import (
+    AbstractARNN,
+    check_autoregressive_hilbert,
+    check_machine_pow,
+    normalize_log_conditionals,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Hyperparameter checks shared by the slow and fast models
+# --------------------------------------------------------------------------------------------
+
+
+def feature_list(features: object, layers: object, local_size: int) -> tuple[int, ...]:
+    """NetKet's feature widths: an int `f` gives `(f,) * (layers - 1) + (local_size,)`."""
+    layers = _positive_int(layers, "layers")
+    if isinstance(features, int | np.integer) and not isinstance(features, bool):
+        _positive_int(features, "features")
+        return (int(features),) * (layers - 1) + (local_size,)
+    if not isinstance(features, tuple | list):
+        raise ValueError(
+            f"features must be a positive int or a tuple of {layers} positive ints, got "
+            f"features={features!r}."
+        )
+    features = tuple(features)
+    if len(features) != layers:
+        raise ValueError(
+            f"features has {len(features)} entries but layers={layers}; give one width per "
+            f"layer (features={features!r})."
+        )
+    for f in features:
+        _positive_int(f, "every entry of features")
+    if features[-1] != local_size:
+        raise ValueError(
+            f"The last entry of features must equal the Hilbert space's local_size="
+            f"{local_size} (one output per local state), got features={features!r}."
+        )
+    return tuple(int(f) for f in features)
+
+
+def lattice_shape_of(n_sites: int, lattice_shape: object) -> tuple[int, int]:
+    """The 2D lattice `(rows, cols)`: square by default, checked against `N` when given."""
+    if lattice_shape is None:
+        side = math.isqrt(n_sites)
+        if side * side != n_sites:
+            raise ValueError(
+                f"The Hilbert space has N={n_sites} sites, not a perfect square; pass "
+                f"lattice_shape=(rows, cols) with rows * cols = {n_sites}."
+            )
+        return side, side
+    rows, cols = _positive_pair(lattice_shape, "lattice_shape")
+    if rows * cols != n_sites:
+        raise ValueError(
+            f"lattice_shape={tuple(lattice_shape)!r} has {rows * cols} sites but the Hilbert "
+            f"space has N={n_sites}."
+        )
+    return rows, cols
+
+
+def _keys(key: PRNGKeyArray, n: int):
+    return list(jax.random.split(key, n))
+
+
+# --------------------------------------------------------------------------------------------
+# The shared forward pass
+# --------------------------------------------------------------------------------------------
+
+
+class AbstractARNNSequential(AbstractARNN):
+    r"""An ARNN that is a stack of masked layers with an activation between them.
+
+    $z = L_{n-1} \circ \sigma \circ \dots \circ \sigma \circ L_0(x)$ where layer 0 sees the raw
+    local values as one input feature; the output `(N, local_size)` is normalised with
+    [`nqzoo.models.normalize_log_conditionals`][]. Concrete models provide the layers and
+    how a configuration is laid out for them (a chain or a lattice).
+    """
+
+    layers: eqx.AbstractVar[tuple]
+    activation: eqx.AbstractVar[Activation]
+
+    def to_layout(self, h: Inexact[Array, "{self.hilbert.size} f"]) -> Inexact[Array, "..."]:
+        """Lay the sites of one configuration out as the layers expect (a chain: identity)."""
+        return h
+
+    def conditionals_log_psi(
+        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+    ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
+        """Normalised log-conditionals `log ψ_i(k | x_<i)` of every site.
+
+        **Arguments:**
+
+        - `x`: configurations `(*batch, N)` of local values.
+
+        **Returns:** `(*batch, N, local_size)`.
+        """
+        check_fields(self)
+        x = jnp.asarray(x)
+        n, local_size = self.hilbert.size, self.hilbert.local_size
+        batch = x.shape[:-1]
+        dtype = jnp.result_type(x.dtype, self.layers[0].kernel.dtype)
+        flat = x.reshape(-1, n).astype(dtype)
+
+        def one(config):
+            h = self.to_layout(config[:, None])
+            for i, layer in enumerate(self.layers):
+                if i > 0:
+                    h = self.activation(h)
+                h = layer(h)
+            return h.reshape(n, local_size)
+
+        z = jax.vmap(one)(flat)
+        return normalize_log_conditionals(z, self.machine_pow).reshape(*batch, n, local_size)
+
+
+def _conditional_log_step(model, x, index, state):
+    """The fast step shared by every Fast* model (see `AbstractFastARNNSequential`)."""
+    x = jnp.asarray(x)
+    dtype = jnp.result_type(x.dtype, model.layers[0].kernel.dtype)
+    prev = jax.lax.dynamic_index_in_dim(x, jnp.maximum(index - 1, 0), keepdims=True)
+    h = prev.astype(dtype)
+    for i, layer in enumerate(model.layers):
+        if i > 0:
+            h = model.activation(h)
+        h, state = layer.update_site(h, index, state)
+    return normalize_log_conditionals(h, model.machine_pow), state
+
+
+# --------------------------------------------------------------------------------------------
+# Concrete slow models
+# --------------------------------------------------------------------------------------------
+
+_COMMON_ARGS = """
+        - `hilbert`: a homogeneous, unconstrained discrete space (Spin, Qubit, Fock).
+        - `layers`: number of masked layers (at least 1).
+        - `features`: width of the hidden layers, an int `f` (giving
+          `(f,) * (layers - 1) + (local_size,)`) or a tuple of `layers` widths ending in
+          `hilbert.local_size`."""
+
+_COMMON_TAIL = """
+        - `activation`: applied between layers (default [`nqzoo.nn.reim_selu`][]).
+        - `use_bias`: whether the layers have biases.
+        - `param_dtype`: dtype of the parameters (real or complex).
+        - `machine_pow`: `p` in `|ψ|^p` (the distribution that is normalised and sampled).
+        - `kernel_init`: kernel initialiser (lecun normal; mask-corrected for masked kernels).
+        - `bias_init`: bias initialiser (zeros).
+        - `key`: a JAX PRNG key."""
+
+
+def _dense_layers(
+    layer_cls, hilbert, features, use_bias, param_dtype, kernel_init, bias_init, key
+):
+    widths = (1, *features)
+    return tuple(
+        layer_cls(
+            hilbert.size,
+            widths[i],
+            widths[i + 1],
+            exclusive=(i == 0),
+            use_bias=use_bias,
+            param_dtype=param_dtype,
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            key=k,
+        )
+        for i, k in enumerate(_keys(key, len(features)))
+    )
+
+
+def _conv_layers(
+    layer_cls,
+    features,
+    kernel_size,
+    kernel_dilation,
+    use_bias,
+    param_dtype,
+    kernel_init,
+    bias_init,
+    key,
+    **extra,
+):
+    widths = (1, *features)
+    return tuple(
+        layer_cls(
+            widths[i],
+            widths[i + 1],
+            kernel_size,
+            kernel_dilation,
+            exclusive=(i == 0),
+            use_bias=use_bias,
+            param_dtype=param_dtype,
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            key=k,
+            **extra,
+        )
+        for i, k in enumerate(_keys(key, len(features)))
+    )
+
+
+class ARNNDense(AbstractARNNSequential):
+    r"""Autoregressive network of [`nqzoo.nn.MaskedDense1D`][] layers (NetKet's `ARNNDense`).
+
+    $\log\psi_i(k \mid x_{<i}) = z_{ik} - \frac1p \log\sum_{k'} e^{p\,\mathrm{Re}\,z_{ik'}}$
+    with $z = D_{n-1}\,\sigma \cdots \sigma\, D_0(x)$, $D_0$ exclusive, so that
+    $\sum_x |\psi(x)|^p = 1$.
+
+    ??? cite "Reference"
+
+        ```bibtex
+        @article{sharir2020deep,
+          title={Deep autoregressive models for the efficient variational simulation of
+                 many-body quantum systems},
+          author={Sharir, Or and Levine, Yoav and Wies, Noam and Carleo, Giuseppe and
+                  Shashua, Amnon},
+          journal={Physical Review Letters}, volume={124}, number={2}, pages={020503},
+          year={2020}
+        }
+        ```
+    """
+
+    layers: tuple[MaskedDense1D, ...]
+    hilbert: AbstractDiscreteHilbert = eqx.field(static=True)
+    features: tuple[int, ...] = eqx.field(static=True)
+    activation: Activation = eqx.field(static=True)
+    machine_pow: int | float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        hilbert: AbstractDiscreteHilbert,
+        layers: int,
+        features: int | tuple[int, ...],
+        activation: Activation = reim_selu,
+        use_bias: bool = True,
+        param_dtype: jnp.dtype | type = jnp.float64,
+        machine_pow: int | float = 2,
+        kernel_init: Initializer = initializers.lecun_normal(),
+        bias_init: Initializer = initializers.zeros,
+        *,
+        key: PRNGKeyArray,
+    ):
+        self.hilbert = check_autoregressive_hilbert(hilbert)
+        self.machine_pow = check_machine_pow(machine_pow)
+        self.features = feature_list(features, layers, hilbert.local_size)
+        self.activation = activation
+        self.layers = _dense_layers(
+            MaskedDense1D,
+            hilbert,
+            self.features,
+            use_bias,
+            param_dtype,
+            kernel_init,
+            bias_init,
+            key,
+        )
+
+    __init__.__doc__ = "**Arguments:**\n" + _COMMON_ARGS + _COMMON_TAIL
+
+    def __check_init__(self):
+        check_fields(self)
+
+
+class ARNNConv1D(AbstractARNNSequential):
+    r"""Autoregressive network of causal [`nqzoo.nn.MaskedConv1D`][] layers on a chain.
+
+    Same normalisation as [`nqzoo.models.ARNNDense`][]; layer 0 is exclusive, so site $i$
+    depends on sites $i-d, i-2d, \dots$ within the receptive field (NetKet's `ARNNConv1D`).
+    """
+
+    layers: tuple[MaskedConv1D, ...]
+    hilbert: AbstractDiscreteHilbert = eqx.field(static=True)
+    features: tuple[int, ...] = eqx.field(static=True)
+    kernel_size: int = eqx.field(static=True)
+    kernel_dilation: int = eqx.field(static=True)
+    activation: Activation = eqx.field(static=True)
+    machine_pow: int | float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        hilbert: AbstractDiscreteHilbert,
+        layers: int,
+        features: int | tuple[int, ...],
+        kernel_size: int,
+        kernel_dilation: int = 1,
+        activation: Activation = reim_selu,
+        use_bias: bool = True,
+        param_dtype: jnp.dtype | type = jnp.float64,
+        machine_pow: int | float = 2,
+        kernel_init: Initializer = initializers.lecun_normal(),
+        bias_init: Initializer = initializers.zeros,
+        *,
+        key: PRNGKeyArray,
+    ):
+        self.hilbert = check_autoregressive_hilbert(hilbert)
+        self.machine_pow = check_machine_pow(machine_pow)
+        self.features = feature_list(features, layers, hilbert.local_size)
+        self.kernel_size = _positive_int(kernel_size, "kernel_size")
+        self.kernel_dilation = _positive_int(kernel_dilation, "kernel_dilation")
+        self.activation = activation
+        self.layers = _conv_layers(
+            MaskedConv1D,
+            self.features,
+            self.kernel_size,
+            self.kernel_dilation,
+            use_bias,
+            param_dtype,
+            kernel_init,
+            bias_init,
+            key,
+        )
+
+    __init__.__doc__ = (
+        "**Arguments:**\n"
+        + _COMMON_ARGS
+        + "\n        - `kernel_size`: `K`, taps per layer (the first layer has `K - 1`)."
+        + "\n        - `kernel_dilation`: `d`, spacing between taps."
+        + _COMMON_TAIL
+    )
+
+    def __check_init__(self):
+        check_fields(self)
+
+
+class ARNNConv2D(AbstractARNNSequential):
+    r"""Autoregressive network of [`nqzoo.nn.MaskedConv2D`][] layers on a 2D lattice.
+
+    Site $i = r \cdot \text{cols} + c$ (raster order); same normalisation as
+    [`nqzoo.models.ARNNDense`][] (NetKet's `ARNNConv2D`). Beyond NetKet, rectangular lattices
+    are supported through `lattice_shape`.
+    """
+
+    layers: tuple[MaskedConv2D, ...]
+    hilbert: AbstractDiscreteHilbert = eqx.field(static=True)
+    features: tuple[int, ...] = eqx.field(static=True)
+    kernel_size: tuple[int, int] = eqx.field(static=True)
+    kernel_dilation: tuple[int, int] = eqx.field(static=True)
+    lattice_shape: tuple[int, int] = eqx.field(static=True)
+    activation: Activation = eqx.field(static=True)
+    machine_pow: int | float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        hilbert: AbstractDiscreteHilbert,
+        layers: int,
+        features: int | tuple[int, ...],
+        kernel_size: tuple[int, int],
+        kernel_dilation: tuple[int, int] = (1, 1),
+        activation: Activation = reim_selu,
+        use_bias: bool = True,
+        param_dtype: jnp.dtype | type = jnp.float64,
+        machine_pow: int | float = 2,
+        kernel_init: Initializer = initializers.lecun_normal(),
+        bias_init: Initializer = initializers.zeros,
+        lattice_shape: tuple[int, int] | None = None,
+        *,
+        key: PRNGKeyArray,
+    ):
+        self.hilbert = check_autoregressive_hilbert(hilbert)
+        self.machine_pow = check_machine_pow(machine_pow)
+        self.features = feature_list(features, layers, hilbert.local_size)
+        self.kernel_size = _positive_pair(kernel_size, "kernel_size")
+        self.kernel_dilation = _positive_pair(kernel_dilation, "kernel_dilation")
+        self.lattice_shape = lattice_shape_of(hilbert.size, lattice_shape)
+        self.activation = activation
+        self.layers = _conv_layers(
+            MaskedConv2D,
+            self.features,
+            self.kernel_size,
+            self.kernel_dilation,
+            use_bias,
+            param_dtype,
+            kernel_init,
+            bias_init,
+            key,
+        )
+
+    __init__.__doc__ = (
+        "**Arguments:**\n"
+        + _COMMON_ARGS
+        + "\n        - `kernel_size`: `(kh, kw)` (NetKet suggests `kh = kw // 2 + 1`)."
+        + "\n        - `kernel_dilation`: `(dh, dw)`."
+        + _COMMON_TAIL
+        + "\n        - `lattice_shape`: `(rows, cols)` with `rows * cols = N`; default square."
+    )
+
+    def __check_init__(self):
+        check_fields(self)
+
+    def to_layout(self, h: Inexact[Array, "{self.hilbert.size} f"]) -> Inexact[Array, "..."]:
+        """Reshape one configuration to the lattice, `(rows, cols, F)` in raster order."""
+        return h.reshape(*self.lattice_shape, h.shape[-1])

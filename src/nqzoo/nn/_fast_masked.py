@@ -1,0 +1,323 @@
+"""Fast masked layers: the slow layers plus a per-configuration cache for site-by-site sampling.
+
+Each fast layer has exactly the fields (parameters and hyperparameters) of its slow twin in
+`_masked.py`, shares its math (the same abstract base class: `__call__`, `contract`,
+`site_output`), and adds one `eqx.nn.StateIndex` holding a cache of fixed shape and dtype
+(the parameter dtype, so complex when the parameters are). The cache is for ONE
+configuration (no batch axis); samplers `vmap` over chains.
+
+`update_site(inputs, index, state)` feeds the layer input of site `index - exclusive` and
+returns the layer output at site `index`, equal to the slow layer's output there provided the
+sites were fed in order `0, 1, …` starting from an all-zero cache. Every step costs the same
+whatever `index` (a traced integer is fine) and does not grow with the number of sites for
+the convolutions: the caches are ring buffers written with `dynamic_update_slice` and read
+with one `dynamic_slice`; nothing is shifted or copied.
+
+Ring buffers are stored twice (`[ring, ring]`, each write goes to both copies) so that any
+window of consecutive ring slots is one contiguous slice.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Inexact, Int, PRNGKeyArray
+
+from .._checks import check_fields
+from .._custom_types import Initializer
+from . import initializers
+from ._masked import (
+    _init_conv1d,
+    _init_conv2d,
+    _init_dense,
+    _positive_pair,
+    AbstractMaskedConv1D,
+    AbstractMaskedConv2D,
+    AbstractMaskedDense1D,
+)
+
+
+def _ring_write(cache: Array, value: Array, slot, ring: int) -> Array:
+    """Write `value` (the trailing dims of one slot) at `slot` in both copies of the ring."""
+    value = value.astype(cache.dtype)[None]
+    zeros = (0,) * (cache.ndim - 1)
+    cache = jax.lax.dynamic_update_slice(cache, value, (slot, *zeros))
+    return jax.lax.dynamic_update_slice(cache, value, (slot + ring, *zeros))
+
+
+def _check_state(state: object) -> eqx.nn.State:
+    if not isinstance(state, eqx.nn.State):
+        raise TypeError(
+            "update_site needs the layer's cache state, got state="
+            f"{type(state).__name__}. Build the layer (or model) with "
+            "`model, state = eqx.nn.make_with_state(Cls)(...)` and pass `state`."
+        )
+    return state
+
+
+class FastMaskedDense1D(AbstractMaskedDense1D):
+    """[`nqzoo.nn.MaskedDense1D`][] with a cache of the inputs of every site, `(N, F_in)`.
+
+    A step reads one kernel column `K[:, :, index, :]` with `dynamic_index_in_dim`, so it
+    runs under `jax.jit` and `lax.scan` with a traced index (NetKet's fast dense layer does
+    not); its cost is `O(N F_in F_out)`, inherent to a dense layer.
+    """
+
+    kernel: Inexact[Array, "{self.n_sites*self.in_features} {self.n_sites*self.out_features}"]
+    bias: Inexact[Array, "{self.n_sites} {self.out_features}"] | None
+    cache: eqx.nn.StateIndex
+    n_sites: int = eqx.field(static=True)
+    in_features: int = eqx.field(static=True)
+    out_features: int = eqx.field(static=True)
+    exclusive: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        n_sites: int,
+        in_features: int,
+        out_features: int,
+        exclusive: bool,
+        use_bias: bool = True,
+        param_dtype: jnp.dtype | type = jnp.float64,
+        kernel_init: Initializer = initializers.lecun_normal(),
+        bias_init: Initializer = initializers.zeros,
+        *,
+        key: PRNGKeyArray,
+    ):
+        """Arguments as [`nqzoo.nn.MaskedDense1D`][]; build with `eqx.nn.make_with_state`."""
+        _init_dense(
+            self,
+            n_sites,
+            in_features,
+            out_features,
+            exclusive,
+            use_bias,
+            param_dtype,
+            kernel_init,
+            bias_init,
+            key,
+        )
+        self.cache = eqx.nn.StateIndex(
+            jnp.zeros((self.n_sites, self.in_features), self.kernel.dtype)
+        )
+
+    def __check_init__(self):
+        check_fields(self)
+
+    def update_site(
+        self,
+        inputs: Inexact[ArrayLike, " {self.in_features}"],
+        index: Int[ArrayLike, ""],
+        state: eqx.nn.State,
+    ) -> tuple[Inexact[Array, " {self.out_features}"], eqx.nn.State]:
+        """One step: store the input of site `index - exclusive`, return the output at `index`.
+
+        **Arguments:**
+
+        - `inputs`: the layer input at site `index - exclusive`, `(F_in,)` (ignored when that
+          site is `-1`).
+        - `index`: the output site (a traced integer is fine).
+        - `state`: the state holding this layer's cache.
+
+        **Returns:** `(output (F_out,), state)`.
+        """
+        check_fields(self)
+        state = _check_state(state)
+        cache = state.get(self.cache)
+        site = jnp.asarray(index) - int(self.exclusive)
+        inputs = jnp.where(site >= 0, jnp.asarray(inputs), 0).astype(cache.dtype)
+        cache = jax.lax.dynamic_update_slice(cache, inputs[None], (jnp.maximum(site, 0), 0))
+        return self.site_output(cache, index), state.set(self.cache, cache)
+
+
+class FastMaskedConv1D(AbstractMaskedConv1D):
+    """[`nqzoo.nn.MaskedConv1D`][] with a ring buffer of the last inputs.
+
+    The ring holds `C = d (K - 1)` sites (exclusive) or `d (K - 1) + 1` (otherwise), NetKet's
+    cache size, stored twice: `(2 C, F_in)`.
+    """
+
+    kernel: Inexact[Array, "{self.n_taps} {self.in_features} {self.out_features}"]
+    bias: Inexact[Array, " {self.out_features}"] | None
+    cache: eqx.nn.StateIndex
+    in_features: int = eqx.field(static=True)
+    out_features: int = eqx.field(static=True)
+    kernel_size: int = eqx.field(static=True)
+    kernel_dilation: int = eqx.field(static=True)
+    exclusive: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int,
+        kernel_dilation: int = 1,
+        exclusive: bool = False,
+        use_bias: bool = True,
+        param_dtype: jnp.dtype | type = jnp.float64,
+        kernel_init: Initializer = initializers.lecun_normal(),
+        bias_init: Initializer = initializers.zeros,
+        *,
+        key: PRNGKeyArray,
+    ):
+        """Arguments as [`nqzoo.nn.MaskedConv1D`][]; build with `eqx.nn.make_with_state`."""
+        _init_conv1d(
+            self,
+            in_features,
+            out_features,
+            kernel_size,
+            kernel_dilation,
+            exclusive,
+            use_bias,
+            param_dtype,
+            kernel_init,
+            bias_init,
+            key,
+        )
+        self.cache = eqx.nn.StateIndex(
+            jnp.zeros((2 * self.ring_size, self.in_features), self.kernel.dtype)
+        )
+
+    def __check_init__(self):
+        check_fields(self)
+
+    @property
+    def ring_size(self) -> int:
+        """Sites kept in the ring: from the farthest tap to the newest input."""
+        return max(self.offset - int(self.exclusive) + self.span, 1)
+
+    def update_site(
+        self,
+        inputs: Inexact[ArrayLike, " {self.in_features}"],
+        index: Int[ArrayLike, ""],
+        state: eqx.nn.State,
+    ) -> tuple[Inexact[Array, " {self.out_features}"], eqx.nn.State]:
+        """One step: store the input of site `index - exclusive`, return the output at `index`.
+
+        **Arguments:**
+
+        - `inputs`: the layer input at site `index - exclusive`, `(F_in,)`.
+        - `index`: the output site (a traced integer is fine).
+        - `state`: the state holding this layer's cache.
+
+        **Returns:** `(output (F_out,), state)`.
+        """
+        check_fields(self)
+        state = _check_state(state)
+        cache = state.get(self.cache)
+        ring = self.ring_size
+        index = jnp.asarray(index)
+        site = index - int(self.exclusive)
+        inputs = jnp.where(site >= 0, jnp.asarray(inputs), 0)
+        cache = _ring_write(cache, inputs, jnp.mod(site, ring), ring)
+        if self.n_taps == 0:
+            taps = jnp.zeros((0, self.in_features), cache.dtype)
+        else:
+            start = jnp.mod(index - self.offset - self.kernel_dilation * (self.n_taps - 1), ring)
+            window = jax.lax.dynamic_slice(cache, (start, 0), (self.span, self.in_features))
+            taps = window[:: self.kernel_dilation]
+        return self.contract(taps), state.set(self.cache, cache)
+
+
+class FastMaskedConv2D(AbstractMaskedConv2D):
+    """[`nqzoo.nn.MaskedConv2D`][] with a ring buffer of the last lattice rows.
+
+    The ring holds `R = (kh - 1) dh + 1` padded rows of width `cols + (kw // 2 + (kw - 1) // 2) dw`,
+    stored twice: `(2 R, width, F_in)`. The current row's slot still holds a stale row at the
+    columns not yet written, but exactly those are removed by the mask.
+    """
+
+    kernel: Inexact[
+        Array,
+        "{self.kernel_size[0]} {self.kernel_size[1]} {self.in_features} {self.out_features}",
+    ]
+    bias: Inexact[Array, " {self.out_features}"] | None
+    cache: eqx.nn.StateIndex
+    in_features: int = eqx.field(static=True)
+    out_features: int = eqx.field(static=True)
+    kernel_size: tuple[int, int] = eqx.field(static=True)
+    kernel_dilation: tuple[int, int] = eqx.field(static=True)
+    exclusive: bool = eqx.field(static=True)
+    lattice_shape: tuple[int, int] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: tuple[int, int],
+        kernel_dilation: tuple[int, int] = (1, 1),
+        exclusive: bool = False,
+        use_bias: bool = True,
+        param_dtype: jnp.dtype | type = jnp.float64,
+        kernel_init: Initializer = initializers.lecun_normal(),
+        bias_init: Initializer = initializers.zeros,
+        *,
+        lattice_shape: tuple[int, int],
+        key: PRNGKeyArray,
+    ):
+        """Arguments as [`nqzoo.nn.MaskedConv2D`][], plus `lattice_shape = (rows, cols)` (the
+        cache is sized by the number of columns); build with `eqx.nn.make_with_state`."""
+        _init_conv2d(
+            self,
+            in_features,
+            out_features,
+            kernel_size,
+            kernel_dilation,
+            exclusive,
+            use_bias,
+            param_dtype,
+            kernel_init,
+            bias_init,
+            key,
+        )
+        self.lattice_shape = _positive_pair(lattice_shape, "lattice_shape")
+        top, left, right = self.padding
+        width = self.lattice_shape[1] + left + right
+        self.cache = eqx.nn.StateIndex(
+            jnp.zeros(
+                (2 * self.receptive_field[0], width, self.in_features),
+                self.kernel.dtype,
+            )
+        )
+
+    def __check_init__(self):
+        check_fields(self)
+
+    def update_site(
+        self,
+        inputs: Inexact[ArrayLike, " {self.in_features}"],
+        index: Int[ArrayLike, ""],
+        state: eqx.nn.State,
+    ) -> tuple[Inexact[Array, " {self.out_features}"], eqx.nn.State]:
+        """One step: store the input of site `index - exclusive`, return the output at `index`.
+
+        Sites are numbered in raster order, `index = row * cols + col`.
+
+        **Arguments:**
+
+        - `inputs`: the layer input at site `index - exclusive`, `(F_in,)`.
+        - `index`: the output site (a traced integer is fine).
+        - `state`: the state holding this layer's cache.
+
+        **Returns:** `(output (F_out,), state)`.
+        """
+        check_fields(self)
+        state = _check_state(state)
+        cache = state.get(self.cache)
+        cols = self.lattice_shape[1]
+        ring, width = self.receptive_field
+        top, left, _ = self.padding
+        index = jnp.asarray(index)
+        site = index - int(self.exclusive)
+        inputs = jnp.where(site >= 0, jnp.asarray(inputs), 0).astype(cache.dtype)
+        site_row, site_col = jnp.floor_divide(site, cols), jnp.mod(site, cols)
+        slot = jnp.mod(site_row, ring)
+        zero = jnp.zeros((), slot.dtype)
+        update = inputs[None, None]
+        cache = jax.lax.dynamic_update_slice(cache, update, (slot, site_col + left, zero))
+        cache = jax.lax.dynamic_update_slice(cache, update, (slot + ring, site_col + left, zero))
+        row, col = jnp.floor_divide(index, cols), jnp.mod(index, cols)
+        start = jnp.mod(row - top, ring)
+        window = jax.lax.dynamic_slice(cache, (start, col, zero), (ring, width, self.in_features))
+        dh, dw = self.kernel_dilation
+        taps = window[::dh, ::dw]
+        return self.contract(taps), state.set(self.cache, cache)
