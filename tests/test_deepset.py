@@ -1,0 +1,267 @@
+"""DeepSetMLP and DeepSetRelDistance: NetKet parity, symmetries, batching, coincident particles,
+bad input."""
+
+import copy
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import nqzoo as nqz
+from nqzoo.models import DeepSetMLP, DeepSetRelDistance
+
+from .helpers import max_rel_err, randomize, tree_allclose
+
+
+nk = pytest.importorskip("netket")
+interop = pytest.importorskip("nqzoo.interop.netket")
+
+# Everything is evaluated under jit: one compilation per shape instead of many eager ops.
+_call = eqx.filter_jit(lambda m, x: m(x))
+_grad_sum = eqx.filter_jit(lambda m, x: jax.grad(lambda m: m(x).sum())(m))
+
+N = 5
+LAYERS = dict(layers_phi=2, layers_rho=3, features_phi=(6, 7), features_rho=(5, 4, 1))
+
+
+def _replace(model, **static):
+    """A copy of `model` with static fields (hyperparameters) replaced."""
+    model = copy.copy(model)
+    for name, value in static.items():
+        object.__setattr__(model, name, value)
+    return model
+
+
+def _netket_pair(box, cusp, key, param_dtype=jnp.float64, **kwargs):
+    """A NetKet DeepSetRelDistance with randomised parameters and the nqzoo copy of it."""
+    nk_model = nk.models.DeepSetRelDistance(
+        hilbert=interop.hilbert_to_netket(box),
+        cusp_exponent=cusp,
+        param_dtype=param_dtype,
+        **{**LAYERS, **kwargs},
+    )
+    k1, k2 = jax.random.split(key)
+    variables = nk_model.init(k1, jnp.zeros((1, box.size)))
+    variables = randomize(variables, k2)
+    # A positive cusp parameter b, as in physical use (b < 0 makes psi blow up at contact).
+    params = dict(variables["params"])
+    params["cusp"] = (0.5 + jnp.abs(params["cusp"])).astype(param_dtype)
+    variables = {"params": params}
+    return nk_model, variables, interop.from_netket(nk_model, variables)
+
+
+CASES = [
+    (1, (5.0,), None, jnp.float64),
+    (2, (5.0, 6.5), 3, jnp.complex128),
+    (3, (4.0, 5.0, 6.0), 5, jnp.float64),
+]
+
+
+@pytest.mark.parametrize("d, L, cusp, dtype", CASES)
+def test_parity_with_netket(d, L, cusp, dtype, getkey):
+    box = nqz.hilbert.Particles(N, L)
+    nk_model, variables, model = _netket_pair(box, cusp, getkey(), dtype)
+    assert model.cusp.dtype == dtype and model.hilbert == box
+    x = box.random_state(getkey(), (7,))
+    expected = jax.jit(nk_model.apply)(variables, x)
+    assert max_rel_err(_call(model, x), expected) < 1e-12
+    # Chunked evaluation (7 = 3 + 3 + 1 padded) gives the same numbers.
+    chunked = _replace(model, chunk_size=3)
+    assert max_rel_err(_call(chunked, x), expected) < 1e-12
+    # Exact round trips in both directions.
+    module, back = interop.to_netket(model)
+    assert tree_allclose(back, variables, rtol=0)
+    assert tree_allclose(interop.from_netket(module, back), model, rtol=0)
+
+    # Gradients with respect to every parameter, through the chunked path.
+    if jnp.iscomplexobj(expected):
+        return
+    nk_grad = jax.jit(jax.grad(lambda v: nk_model.apply(v, x).sum()))(variables)
+    grad = _grad_sum(chunked, x)
+    _, grad_as_nk = interop.to_netket(grad)
+    nk_leaves = jax.tree.leaves(nk_grad)
+    assert len(nk_leaves) == len(jax.tree.leaves(grad_as_nk))
+    scale = max(float(jnp.max(jnp.abs(g))) for g in nk_leaves)
+    for ours, theirs in zip(jax.tree.leaves(grad_as_nk), nk_leaves):
+        assert np.max(np.abs(np.asarray(ours) - np.asarray(theirs))) < 1e-12 * scale
+
+
+def test_param_tree_matches_netket(getkey):
+    box = nqz.hilbert.Particles(4, (5.0, 6.0))
+    model = DeepSetRelDistance(box, 2, 3, (8, 9), (7, 6, 1), cusp_exponent=5, key=getkey())
+    module, variables = interop.to_netket(model)
+    nk_variables = module.init(getkey(), jnp.zeros((1, box.size)))
+    shapes = lambda tree: jax.tree.map(lambda a: (a.shape, a.dtype), tree)
+    assert shapes(variables) == shapes(dict(nk_variables))
+    # rho has layers_rho + 1 layers: the extra 1 -> 1 layer is NetKet's quirk.
+    assert [(lay.in_features, lay.out_features) for lay in model.deepset.rho] == [
+        (9, 7), (7, 6), (6, 1), (1, 1)
+    ]
+    # The cusp parameter exists even without a cusp, initialised to 1.
+    plain = DeepSetRelDistance(box, 2, 3, 8, 7, key=getkey())
+    assert plain.cusp.shape == (1,) and float(plain.cusp[0]) == 1.0
+    assert plain.features_phi == (8, 8) and plain.features_rho == (7, 7, 1)
+    assert "cusp" in interop.to_netket(plain)[1]["params"]
+
+
+@pytest.mark.parametrize(
+    "features_phi, features_rho, use_bias",
+    [((4, 5), (3,), True), (3, None, False)],
+)
+def test_deepset_mlp_parity_and_round_trip(features_phi, features_rho, use_bias, getkey):
+    nk_model = nk.models.DeepSetMLP(
+        features_phi=features_phi, features_rho=features_rho, use_bias=use_bias
+    )
+    x = jax.random.normal(getkey(), (2, 3, 6, 2))
+    variables = randomize(nk_model.init(getkey(), x), getkey())
+    model = interop.from_netket(nk_model, variables)
+    out = model(x)
+    assert out.shape == (2, 3)
+    assert max_rel_err(out, nk_model.apply(variables, x)) < 1e-12
+    module, back = interop.to_netket(model)
+    assert tree_allclose(back, variables, rtol=0)
+    assert max_rel_err(module.apply(back, x), out) < 1e-12
+
+
+def test_deepset_mlp_features_conventions(getkey):
+    m = DeepSetMLP(3, features_phi=4, features_rho=5, key=getkey())
+    assert m.features_phi == (4,) and m.features_rho == (5,)
+    assert [lay.out_features for lay in m.rho] == [5, 1]
+    m = DeepSetMLP(3, key=getkey())
+    assert m.phi == () and len(m.rho) == 1 and m.rho[0].kernel.shape == (3, 1)
+    x = jax.random.normal(getkey(), (6, 3))
+    # Pooling over the set axis: permuting the set leaves the value unchanged.
+    m = DeepSetMLP(3, (4, 4), (3,), pooling=jnp.max, key=getkey())
+    assert jnp.allclose(m(x), m(x[::-1]), rtol=1e-14)
+    assert m(x).shape == ()
+
+
+# --- symmetries ------------------------------------------------------------------------------
+
+_BOX = nqz.hilbert.Particles(4, (3.0, 4.5))
+_MODEL = randomize(
+    DeepSetRelDistance(_BOX, **LAYERS, cusp_exponent=5, key=jax.random.key(7)),
+    jax.random.key(8),
+)
+_MODEL = eqx.tree_at(lambda m: m.cusp, _MODEL, jnp.abs(_MODEL.cusp))
+_EVAL = eqx.filter_jit(lambda m, x: m(x))
+
+_coords = st.lists(
+    st.floats(0.0, 1.0, allow_nan=False, allow_infinity=False), min_size=8, max_size=8
+)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(
+    coords=_coords,
+    perm=st.permutations(range(4)),
+    shift=st.tuples(st.floats(-10, 10), st.floats(-10, 10)),
+    images=st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=4, max_size=4),
+)
+def test_invariances(coords, perm, shift, images):
+    L = np.asarray(_BOX.L)
+    pos = np.asarray(coords).reshape(4, 2) * L
+    variants = [
+        pos,
+        pos[list(perm)],  # particle permutation
+        pos + np.asarray(shift),  # global translation
+        pos + np.asarray(images) * L,  # each particle moved by whole periods, per component
+    ]
+    out = np.asarray(_EVAL(_MODEL, jnp.asarray(np.stack(variants).reshape(4, -1))))
+    if not np.all(np.isfinite(out)):  # coincident particles: all variants coincide too
+        assert np.all(out == out[0])
+        return
+    np.testing.assert_allclose(out, out[0], rtol=1e-10, atol=1e-10)
+
+
+def test_batch_shapes_and_vmap(getkey):
+    model = _replace(_MODEL, chunk_size=2)
+    x = _BOX.random_state(getkey(), (2, 3))
+    out = _call(model, x)
+    assert out.shape == (2, 3)
+    single = jnp.stack([jnp.stack([_call(model, x[i, j]) for j in range(3)]) for i in range(2)])
+    assert single.shape == (2, 3) and _call(model, x[0, 0]).shape == ()
+    assert max_rel_err(out, single) < 1e-13
+    vmapped = eqx.filter_jit(lambda m, x: jax.vmap(jax.vmap(m))(x))(model, x)
+    assert max_rel_err(vmapped, single) < 1e-13
+    unchunked = _replace(_MODEL, chunk_size=None)
+    assert max_rel_err(_call(unchunked, x), out) < 1e-13
+    assert model(x[0, :0]).shape == (0,)
+
+
+# --- coincident particles --------------------------------------------------------------------
+
+
+def _with_b(model, b):
+    return eqx.tree_at(lambda m: m.cusp, model, jnp.asarray([b], model.cusp.dtype))
+
+
+def test_coincident_particles(getkey):
+    model = _replace(_MODEL, chunk_size=2)
+    x = _BOX.random_state(getkey(), (4,))
+    x = x.at[1, 2:4].set(x[1, 0:2])  # configuration 1: particles 0 and 1 at the same point
+    bad = np.array([False, True, False, False])
+
+    out = model(x)
+    assert out[1] == -np.inf  # b > 0: psi = 0
+    assert np.all(np.isfinite(out[~bad]))
+    assert _with_b(model, -0.7)(x)[1] == np.inf  # b < 0: the formula's limit
+    no_cusp = _replace(model, cusp_exponent=None)
+    zero_b = _with_b(model, 0.0)(x)  # b = 0: no cusp term at all (NetKet gives NaN)
+    assert max_rel_err(zero_b, no_cusp(x)) < 1e-13
+    # Periodic images: sin(pi k) is not exactly 0 in floating point, so log psi is huge but
+    # finite there; the exact image (the same coordinates) is the coincidence above.
+    image = x[0].at[2:4].set(x[0, 0:2] + jnp.asarray(_BOX.L) * jnp.asarray([1.0, -2.0]))
+    assert model(image) < -1e30
+
+    # Gradients: the coincident configuration leaves the others untouched and adds no NaN.
+    weights = jnp.asarray(~bad, float)
+    g_masked = jax.grad(lambda m: jnp.sum(weights * jnp.where(bad, 0.0, m(x))))(model)
+    g_clean = jax.grad(lambda m: jnp.sum(m(x[~bad])))(model)
+    assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(g_masked))
+    assert tree_allclose(g_masked, g_clean, rtol=1e-12, atol=1e-14)
+    g_all = jax.grad(lambda m: jnp.sum(m(x)))(model)  # the -inf value is a constant in b
+    g_bad = jax.grad(lambda m: m(x[1]))(model)
+    assert float(g_bad.cusp[0]) == 0.0
+    assert tree_allclose(g_all, jax.tree.map(jnp.add, g_clean, g_bad), rtol=1e-12, atol=1e-14)
+    # Per-configuration position gradients (kinetic energy) stay finite everywhere.
+    gx = jax.vmap(jax.grad(model))(x)
+    assert np.all(np.isfinite(gx))
+    assert np.all(gx[1, 4:] != 0)  # the phi/rho part still depends on the other particles
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def test_bad_hyperparameters(getkey):
+    box = nqz.hilbert.Particles(3, (5.0, 5.0))
+    with pytest.raises(ValueError, match="periodic"):
+        DeepSetRelDistance(nqz.hilbert.Particles(3, (5.0, 5.0), pbc=(True, False)), **LAYERS,
+                           key=getkey())
+    with pytest.raises(ValueError, match="features_phi.*layers_phi=3"):
+        DeepSetRelDistance(box, 3, 3, (6, 7), (5, 4, 1), key=getkey())
+    with pytest.raises(ValueError, match="features_rho.*layers_rho=2"):
+        DeepSetRelDistance(box, 2, 2, (6, 7), (5, 4, 1), key=getkey())
+    with pytest.raises(ValueError, match="last entry of features_rho must be 1"):
+        DeepSetRelDistance(box, 2, 3, (6, 7), (5, 4, 2), key=getkey())
+    with pytest.raises(ValueError, match="cusp_exponent"):
+        DeepSetRelDistance(box, **LAYERS, cusp_exponent=-1, key=getkey())
+    with pytest.raises(ValueError, match="chunk_size"):
+        DeepSetRelDistance(box, **LAYERS, chunk_size=0, key=getkey())
+    with pytest.raises(TypeError, match="Particles"):
+        DeepSetRelDistance(nqz.hilbert.Spin(0.5, 6), **LAYERS, key=getkey())
+    with pytest.raises(ValueError, match="features_phi"):
+        DeepSetMLP(2, features_phi=(3, 0), key=getkey())
+
+
+def test_bad_input_shape(getkey):
+    box = nqz.hilbert.Particles(3, (5.0, 5.0))
+    model = DeepSetRelDistance(box, **LAYERS, key=getkey())
+    with pytest.raises(TypeError, match="hilbert.size|6"):
+        model(jnp.zeros((4, 5)))
+    ds = DeepSetMLP(2, 3, key=getkey())
+    with pytest.raises(TypeError):
+        ds(jnp.zeros((4, 5, 3)))
