@@ -14,7 +14,7 @@ Requires the optional `netket` extra (`pip install "nqzoo[netket]"`).
 
 from typing import Any
 
-from . import _rbm  # noqa: F401  (registers converters)
+from . import _mlp, _rbm  # noqa: F401  (registers converters)
 from . import _deepset  # noqa: F401  (registers converters)
 from . import _autoreg  # noqa: F401  (registers converters)
 from ._hilbert import hilbert_from_netket as hilbert_from_netket, hilbert_to_netket as hilbert_to_netket

@@ -1,6 +1,7 @@
 """Neural-network quantum states."""
 
-from ._rbm import RBM as RBM
+from ._rbm import RBM as RBM, RBMModPhase as RBMModPhase, RBMMultiVal as RBMMultiVal
+from ._mlp import MLP as MLP
 from ._deepset import DeepSetMLP as DeepSetMLP, DeepSetRelDistance as DeepSetRelDistance
 from ._autoreg import (
     AbstractARNN as AbstractARNN,

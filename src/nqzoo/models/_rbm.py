@@ -1,17 +1,19 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
-import equinox as eqx
-from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Complex, Float, Inexact, Num, PRNGKeyArray
 
 from .._checks import check_fields
 from .._custom_types import Activation, Initializer
-from ..hilbert import AbstractDiscreteHilbert
+from ..hilbert import AbstractDiscreteHilbert, Qubit
 from ..nn import initializers
-from ..nn._activations import log_cosh
+from ..nn._activations import log_cosh, log_cosh_parts
 
 
-def _n_hidden(alpha: float | int, n_visible: int, argname: str = "alpha") -> int:
-    if isinstance(alpha, bool) or not isinstance(alpha, float | int) or not alpha > 0:
+def _n_hidden(alpha: object, n_visible: int, argname: str = "alpha") -> int:
+    if isinstance(alpha, bool) or not isinstance(alpha, float | int):
+        raise TypeError(f"{argname} must be a positive number, got {argname}={alpha!r}.")
+    if not alpha > 0:
         raise ValueError(f"{argname} must be a positive number, got {argname}={alpha!r}.")
     n_hidden = int(alpha * n_visible)
     if n_hidden < 1:
@@ -20,6 +22,55 @@ def _n_hidden(alpha: float | int, n_visible: int, argname: str = "alpha") -> int
             f"{n_visible}) = 0 hidden units; use {argname} >= {1 / n_visible:.3g}."
         )
     return n_hidden
+
+
+def _check_hilbert(hilbert: object) -> None:
+    if not isinstance(hilbert, AbstractDiscreteHilbert):
+        raise TypeError(
+            "hilbert must be a discrete nqzoo Hilbert space (Spin, Qubit, Fock), got "
+            f"hilbert={hilbert!r}."
+        )
+
+
+def _real_dtype(param_dtype: object, model: str) -> jnp.dtype:
+    dtype = jnp.dtype(param_dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(
+            f"{model} has real parameters: param_dtype must be a real floating dtype "
+            f"(e.g. float64), got param_dtype={param_dtype!r}."
+        )
+    return dtype
+
+
+def _hidden_layer_sum(x, kernel, bias, activation):
+    """`Σ_j activation((x @ kernel + bias)_j)` with x already of a real or param dtype.
+
+    With `log_cosh`, complex parameters and real input (the common case: spins times complex
+    weights), the complex matmul and activation are split into real arithmetic: two real
+    matmuls (half the flops of a complex one) and `log_cosh_parts`.
+    """
+    if activation is log_cosh and jnp.iscomplexobj(kernel) and not jnp.iscomplexobj(x):
+        theta_re = x @ kernel.real
+        theta_im = x @ kernel.imag
+        if bias is not None:
+            theta_re = theta_re + bias.real
+            theta_im = theta_im + bias.imag
+        re, im = log_cosh_parts(theta_re, theta_im)
+        return jax.lax.complex(re.sum(axis=-1), im.sum(axis=-1))
+    x = x.astype(jnp.result_type(x, kernel))
+    theta = x @ kernel
+    if bias is not None:
+        theta = theta + bias
+    return activation(theta).sum(axis=-1)
+
+
+def _as_input(x, *params) -> Array:
+    """`x` as an array of the real dtype the parameters promote it to (ints become floats)."""
+    x = jnp.asarray(x)
+    dtype = jnp.result_type(x, *(p.real.dtype for p in params if p is not None))
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        dtype = jnp.result_type(dtype, float)
+    return x.astype(dtype)
 
 
 class RBM(eqx.Module):
@@ -44,8 +95,8 @@ class RBM(eqx.Module):
     """
 
     kernel: Inexact[Array, "{self.hilbert.size} {self.n_hidden}"]
-    hidden_bias: Inexact[Array, "{self.n_hidden}"] | None
-    visible_bias: Inexact[Array, "{self.hilbert.size}"] | None
+    hidden_bias: Inexact[Array, "{self.n_hidden}"] | None  # noqa: F821
+    visible_bias: Inexact[Array, "{self.hilbert.size}"] | None  # noqa: F821
     hilbert: AbstractDiscreteHilbert = eqx.field(static=True)
     alpha: float | int = eqx.field(static=True)
     activation: Activation = eqx.field(static=True)
@@ -72,9 +123,10 @@ class RBM(eqx.Module):
         - `activation`: the elementwise function `g` (default `log_cosh`).
         - `param_dtype`: dtype of the parameters (real or complex).
         - `kernel_init`, `hidden_bias_init`, `visible_bias_init`: initialisers
-          (NetKet's default `normal(0.01)` for all three).
+          `init(key, shape, dtype)` (NetKet's default `normal(0.01)` for all three).
         - `key`: a JAX PRNG key.
         """
+        _check_hilbert(hilbert)
         n_visible = hilbert.size
         n_hidden = _n_hidden(alpha, n_visible)
         wkey, hkey, vkey = jax.random.split(key, 3)
@@ -100,17 +152,206 @@ class RBM(eqx.Module):
     def __call__(self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]) -> Inexact[Array, "*batch"]:
         """**Arguments:**
 
+        - `x`: configurations, `(*batch, N)` (any real dtype; int8 samples are promoted to
+          the parameter dtype).
+
+        **Returns:** `log ψ(x)`, shape `(*batch,)`, real for real parameters and complex for
+        complex ones.
+        """
+        check_fields(self)
+        x = _as_input(x, self.kernel, self.hidden_bias, self.visible_bias)
+        log_psi = _hidden_layer_sum(x, self.kernel, self.hidden_bias, self.activation)
+        if self.visible_bias is not None:
+            log_psi = log_psi + x @ self.visible_bias
+        return log_psi
+
+
+class RBMModPhase(eqx.Module):
+    r"""Two real RBMs for the log-modulus and the phase of the wave function.
+
+    $$\log\psi(x) = \sum_{j=1}^{M} g\Big(\sum_i x_i W_{ij} + b_j\Big)
+      + i \sum_{j=1}^{M} g\Big(\sum_i x_i V_{ij} + c_j\Big),$$
+
+    with real parameters, $g$ = [`nqzoo.nn.log_cosh`][] by default, $M = \lfloor\alpha N\rfloor$
+    and no visible bias. The output is complex. Parameters match NetKet's `RBMModPhase`
+    (`Dense_0` = `modulus_kernel`/`modulus_bias`, `Dense_1` = `phase_kernel`/`phase_bias`).
+
+    ??? cite "Reference"
+
+        ```bibtex
+        @article{torlai2018neural,
+          title={Neural-network quantum state tomography},
+          author={Torlai, Giacomo and Mazzola, Guglielmo and Carrasquilla, Juan and
+                  Troyer, Matthias and Melko, Roger and Carleo, Giuseppe},
+          journal={Nature Physics}, volume={14}, number={5}, pages={447--450}, year={2018}
+        }
+        ```
+    """
+
+    modulus_kernel: Float[Array, "{self.hilbert.size} {self.n_hidden}"]
+    modulus_bias: Float[Array, "{self.n_hidden}"] | None  # noqa: F821
+    phase_kernel: Float[Array, "{self.hilbert.size} {self.n_hidden}"]
+    phase_bias: Float[Array, "{self.n_hidden}"] | None  # noqa: F821
+    hilbert: AbstractDiscreteHilbert = eqx.field(static=True)
+    alpha: float | int = eqx.field(static=True)
+    activation: Activation = eqx.field(static=True)
+
+    def __init__(
+        self,
+        hilbert: AbstractDiscreteHilbert,
+        alpha: float | int = 1,
+        use_hidden_bias: bool = True,
+        activation: Activation = log_cosh,
+        param_dtype: jnp.dtype | type = jnp.float64,
+        kernel_init: Initializer = initializers.normal(0.01),
+        hidden_bias_init: Initializer = initializers.normal(0.01),
+        *,
+        key: PRNGKeyArray,
+    ):
+        """**Arguments:**
+
+        - `hilbert`: the discrete Hilbert space (only its `size` enters the formula).
+        - `alpha`: hidden-unit density of each RBM; `M = int(alpha * N)` must be at least 1.
+        - `use_hidden_bias`: whether to include the hidden biases `b` and `c`.
+        - `activation`: the elementwise function `g` (default `log_cosh`).
+        - `param_dtype`: a real dtype (default float64).
+        - `kernel_init`, `hidden_bias_init`: initialisers (NetKet's default `normal(0.01)`).
+        - `key`: a JAX PRNG key.
+        """
+        _check_hilbert(hilbert)
+        param_dtype = _real_dtype(param_dtype, "RBMModPhase")
+        n_visible = hilbert.size
+        n_hidden = _n_hidden(alpha, n_visible)
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        self.hilbert = hilbert
+        self.alpha = alpha
+        self.activation = activation
+        self.modulus_kernel = kernel_init(k1, (n_visible, n_hidden), param_dtype)
+        self.phase_kernel = kernel_init(k3, (n_visible, n_hidden), param_dtype)
+        if use_hidden_bias:
+            self.modulus_bias = hidden_bias_init(k2, (n_hidden,), param_dtype)
+            self.phase_bias = hidden_bias_init(k4, (n_hidden,), param_dtype)
+        else:
+            self.modulus_bias = self.phase_bias = None
+
+    def __check_init__(self):
+        check_fields(self)
+        if (self.modulus_bias is None) != (self.phase_bias is None):
+            raise ValueError(
+                "RBMModPhase needs both hidden biases or neither, got modulus_bias="
+                f"{'None' if self.modulus_bias is None else 'an array'} and phase_bias="
+                f"{'None' if self.phase_bias is None else 'an array'}."
+            )
+
+    @property
+    def n_hidden(self) -> int:
+        """Number of hidden units of each RBM, `M = int(alpha * N)`."""
+        return int(self.alpha * self.hilbert.size)
+
+    def __call__(self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]) -> Complex[Array, "*batch"]:
+        """**Arguments:**
+
         - `x`: configurations, `(*batch, N)`.
+
+        **Returns:** `log ψ(x)`, complex, shape `(*batch,)`.
+        """
+        check_fields(self)
+        x = _as_input(x, self.modulus_kernel, self.phase_kernel)
+        re = _hidden_layer_sum(x, self.modulus_kernel, self.modulus_bias, self.activation)
+        im = _hidden_layer_sum(x, self.phase_kernel, self.phase_bias, self.activation)
+        if jnp.iscomplexobj(re) or jnp.iscomplexobj(im):
+            return re + 1j * im
+        return jax.lax.complex(re, im)
+
+
+class RBMMultiVal(eqx.Module):
+    r"""An [`nqzoo.models.RBM`][] on one-hot encoded multi-valued sites.
+
+    Each site value $x_i \in \{0, \dots, C-1\}$ becomes the one-hot vector
+    $e_{x_i} \in \{0, 1\}^C$; the $C N$ bits feed an inner RBM with $\lfloor\alpha C N\rfloor$
+    hidden units:
+
+    $$\log\psi(x) = \mathrm{RBM}(e_{x_1}, \dots, e_{x_N}).$$
+
+    The local states of `hilbert` must be exactly $0, 1, \dots, C-1$ (e.g. `Fock` or `Qubit`),
+    with $C$ = `hilbert.local_size`. Parameters match NetKet's `RBMMultiVal`
+    (`RBM/Dense/kernel` = `rbm.kernel`, …).
+    """
+
+    rbm: RBM
+    hilbert: AbstractDiscreteHilbert = eqx.field(static=True)
+
+    def __init__(
+        self,
+        hilbert: AbstractDiscreteHilbert,
+        alpha: float | int = 1,
+        use_hidden_bias: bool = True,
+        use_visible_bias: bool = True,
+        activation: Activation = log_cosh,
+        param_dtype: jnp.dtype | type = jnp.float64,
+        kernel_init: Initializer = initializers.normal(0.01),
+        hidden_bias_init: Initializer = initializers.normal(0.01),
+        visible_bias_init: Initializer = initializers.normal(0.01),
+        *,
+        key: PRNGKeyArray,
+    ):
+        """**Arguments:**
+
+        - `hilbert`: a discrete Hilbert space whose local states are `0, 1, …, C-1`
+          (`Fock`, `Qubit`); `C = hilbert.local_size` is the number of one-hot classes.
+        - `alpha`: hidden-unit density relative to the `C * N` one-hot inputs.
+        - the other arguments are those of [`nqzoo.models.RBM`][], passed to the inner RBM.
+        """
+        _check_hilbert(hilbert)
+        n_classes = hilbert.local_size
+        if tuple(hilbert.local_states) != tuple(range(n_classes)):
+            raise ValueError(
+                "RBMMultiVal one-hot encodes the local values, so they must be 0, 1, …, C-1 "
+                f"(as in Fock or Qubit), but hilbert={hilbert!r} has local_states="
+                f"{list(hilbert.local_states)}."
+            )
+        self.hilbert = hilbert
+        self.rbm = RBM(
+            Qubit(n_classes * hilbert.size),
+            alpha,
+            use_hidden_bias,
+            use_visible_bias,
+            activation,
+            param_dtype,
+            kernel_init,
+            hidden_bias_init,
+            visible_bias_init,
+            key=key,
+        )
+
+    def __check_init__(self):
+        check_fields(self)
+        if self.rbm.hilbert.size != self.n_classes * self.hilbert.size:
+            raise ValueError(
+                f"RBMMultiVal.rbm must act on {self.n_classes} * {self.hilbert.size} one-hot "
+                f"inputs, but it has {self.rbm.hilbert.size} visible units."
+            )
+
+    @property
+    def n_classes(self) -> int:
+        """Number of one-hot classes `C = hilbert.local_size`."""
+        return self.hilbert.local_size
+
+    @property
+    def alpha(self) -> float | int:
+        """Hidden-unit density of the inner RBM."""
+        return self.rbm.alpha
+
+    def __call__(self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]) -> Inexact[Array, "*batch"]:
+        """**Arguments:**
+
+        - `x`: configurations, `(*batch, N)`, values in `0, …, C-1`.
 
         **Returns:** `log ψ(x)`, shape `(*batch,)`.
         """
         check_fields(self)
-        dtype = jnp.result_type(x, self.kernel)
-        x = jnp.asarray(x, dtype)
-        theta = x @ self.kernel
-        if self.hidden_bias is not None:
-            theta = theta + self.hidden_bias
-        log_psi = self.activation(theta).sum(axis=-1)
-        if self.visible_bias is not None:
-            log_psi = log_psi + x @ self.visible_bias
-        return log_psi
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.integer):
+            x = x.astype(jnp.int32)
+        one_hot = jax.nn.one_hot(x, self.n_classes, dtype=self.rbm.kernel.real.dtype)
+        return self.rbm(one_hot.reshape(*x.shape[:-1], self.n_classes * self.hilbert.size))

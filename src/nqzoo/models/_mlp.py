@@ -1,0 +1,209 @@
+from collections.abc import Callable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
+
+from .._checks import check_fields
+from .._custom_types import Activation, Initializer
+from ..hilbert import AbstractHilbert
+from ..nn import initializers
+from ..nn._activations import gelu
+from ..nn._dense import Dense
+
+
+def _as_tuple(value: object, argname: str) -> tuple:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{argname} must be a tuple of numbers (or a single number), got "
+            f"{argname}={value!r}."
+        )
+    return tuple(value)
+
+
+def _resolve_hidden_dims(hidden_dims: object, hidden_dims_alpha: object, n_in: int) -> tuple:
+    if hidden_dims is not None and hidden_dims_alpha is not None:
+        raise ValueError(
+            "Give hidden_dims (layer widths) or hidden_dims_alpha (widths relative to the "
+            f"input size), not both; got hidden_dims={hidden_dims!r} and "
+            f"hidden_dims_alpha={hidden_dims_alpha!r}."
+        )
+    if hidden_dims is not None:
+        dims = _as_tuple(hidden_dims, "hidden_dims")
+        for d in dims:
+            if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+                raise ValueError(
+                    f"hidden_dims must contain positive integers, got hidden_dims={hidden_dims!r}."
+                )
+        return tuple(int(d) for d in dims)
+    if hidden_dims_alpha is not None:
+        alphas = _as_tuple(hidden_dims_alpha, "hidden_dims_alpha")
+        dims = []
+        for a in alphas:
+            if isinstance(a, bool) or not isinstance(a, int | float) or not a > 0:
+                raise ValueError(
+                    "hidden_dims_alpha must contain positive numbers, got "
+                    f"hidden_dims_alpha={hidden_dims_alpha!r}."
+                )
+            if int(a * n_in) < 1:
+                raise ValueError(
+                    f"hidden_dims_alpha={hidden_dims_alpha!r} with {n_in} inputs gives a layer "
+                    f"of int({a!r} * {n_in}) = 0 units; every entry must be >= {1 / n_in:.3g}."
+                )
+            dims.append(int(a * n_in))
+        return tuple(dims)
+    return ()
+
+
+def _resolve_activations(hidden_activations: object, n_layers: int) -> tuple:
+    if hidden_activations is None:
+        return (None,) * n_layers
+    if callable(hidden_activations):
+        return (hidden_activations,) * n_layers
+    if isinstance(hidden_activations, str) or not isinstance(hidden_activations, Sequence):
+        raise TypeError(
+            "hidden_activations must be a callable, a tuple with one callable (or None) per "
+            f"hidden layer, or None; got hidden_activations={hidden_activations!r}."
+        )
+    acts = tuple(hidden_activations)
+    if len(acts) != n_layers:
+        raise ValueError(
+            f"hidden_activations has {len(acts)} entries but there are {n_layers} hidden "
+            f"layers; give one activation (or None) per hidden layer, or a single callable."
+        )
+    for act in acts:
+        if act is not None and not callable(act):
+            raise TypeError(
+                "hidden_activations entries must be callables or None, got "
+                f"hidden_activations={hidden_activations!r}."
+            )
+    return acts
+
+
+class MLP(eqx.Module):
+    r"""A feed-forward network with a scalar output, NetKet's `MLP`.
+
+    $$\log\psi(x) = f_{\mathrm{out}}\big(W_{L} \, g_{L-1}(\cdots g_1(W_1 x + b_1) \cdots)
+      + b_L\big),$$
+
+    with hidden widths `hidden_dims` (or `int(alpha * N)` for each entry of
+    `hidden_dims_alpha`), hidden activations $g_k$ (default [`nqzoo.nn.gelu`][], the tanh
+    form), an output layer of width 1 and an optional output activation $f_{\mathrm{out}}$.
+    Without hidden layers it is a single linear map $x \mapsto W x$. Parameters match NetKet's
+    `MLP` (`MLP_0/Dense_k` = `layers[k]`, each a dense layer with `kernel` of shape
+    `(in, out)` and `bias`).
+    """
+
+    layers: tuple[Dense, ...]
+    hilbert: AbstractHilbert = eqx.field(static=True)
+    hidden_dims: tuple[int, ...] = eqx.field(static=True)
+    hidden_dims_alpha: tuple[float | int, ...] | None = eqx.field(static=True)
+    hidden_activations: Activation | tuple[Activation | None, ...] | None = eqx.field(
+        static=True
+    )
+    output_activation: Activation | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        hilbert: AbstractHilbert,
+        hidden_dims: int | Sequence[int] | None = None,
+        hidden_dims_alpha: float | int | Sequence[float | int] | None = None,
+        param_dtype: jnp.dtype | type = jnp.float64,
+        hidden_activations: Activation | Sequence[Activation | None] | None = gelu,
+        output_activation: Activation | None = None,
+        use_hidden_bias: bool = True,
+        use_output_bias: bool = False,
+        kernel_init: Initializer = initializers.lecun_normal(),
+        bias_init: Initializer = initializers.zeros,
+        *,
+        key: PRNGKeyArray,
+    ):
+        """**Arguments:**
+
+        - `hilbert`: the Hilbert space; its `size` N is the input width.
+        - `hidden_dims`: widths of the hidden layers, a tuple of positive integers. A single
+          integer is accepted and means one hidden layer (NetKet raises a `TypeError` for an
+          int; nqzoo treats it as a 1-tuple).
+        - `hidden_dims_alpha`: widths relative to N instead: layer k has `int(a_k * N)` units.
+          At most one of `hidden_dims`, `hidden_dims_alpha` may be given; with neither the
+          network is a single linear layer.
+        - `param_dtype`: dtype of the parameters (real or complex).
+        - `hidden_activations`: one callable for every hidden layer, a tuple with one callable
+          (or None for no activation) per hidden layer, or None (all linear).
+        - `output_activation`: applied after the output layer, or None.
+        - `use_hidden_bias`: whether the hidden layers have biases.
+        - `use_output_bias`: whether the output layer has a bias (default False, as NetKet).
+        - `kernel_init`, `bias_init`: initialisers (NetKet's `lecun_normal()` and `zeros`).
+        - `key`: a JAX PRNG key.
+        """
+        if not isinstance(hilbert, AbstractHilbert):
+            raise TypeError(f"hilbert must be an nqzoo Hilbert space, got hilbert={hilbert!r}.")
+        n_in = hilbert.size
+        dims = _resolve_hidden_dims(hidden_dims, hidden_dims_alpha, n_in)
+        _resolve_activations(hidden_activations, len(dims))
+        if output_activation is not None and not callable(output_activation):
+            raise TypeError(
+                f"output_activation must be a callable or None, got {output_activation!r}."
+            )
+        widths = (n_in, *dims, 1)
+        keys = jax.random.split(key, len(widths) - 1)
+        self.layers = tuple(
+            Dense(
+                widths[k],
+                widths[k + 1],
+                use_bias=use_hidden_bias if k < len(dims) else use_output_bias,
+                param_dtype=param_dtype,
+                kernel_init=kernel_init,
+                bias_init=bias_init,
+                key=keys[k],
+            )
+            for k in range(len(widths) - 1)
+        )
+        self.hilbert = hilbert
+        self.hidden_dims = dims
+        self.hidden_dims_alpha = (
+            None if hidden_dims_alpha is None else _as_tuple(hidden_dims_alpha, "")
+        )
+        self.hidden_activations = (
+            hidden_activations
+            if hidden_activations is None or callable(hidden_activations)
+            else tuple(hidden_activations)
+        )
+        self.output_activation = output_activation
+
+    def __check_init__(self):
+        check_fields(self)
+        widths = (self.hilbert.size, *self.hidden_dims, 1)
+        got = tuple((layer.in_features, layer.out_features) for layer in self.layers)
+        expected = tuple(zip(widths[:-1], widths[1:]))
+        if got != expected:
+            raise ValueError(
+                f"MLP.layers have (in, out) widths {got}, expected {expected} for an input of "
+                f"size {self.hilbert.size} and hidden_dims={self.hidden_dims}."
+            )
+
+    @property
+    def activations(self) -> tuple[Callable | None, ...]:
+        """The activation after each hidden layer (None for none)."""
+        return _resolve_activations(self.hidden_activations, len(self.hidden_dims))
+
+    def __call__(self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]) -> Inexact[Array, "*batch"]:
+        """**Arguments:**
+
+        - `x`: configurations, `(*batch, N)`.
+
+        **Returns:** the network output `(*batch,)` (log ψ(x) when used as a wave function).
+        """
+        check_fields(self)
+        x = jnp.asarray(x)
+        for layer, act in zip(self.layers[:-1], self.activations):
+            x = layer(x)
+            if act is not None:
+                x = act(x)
+        x = self.layers[-1](x)
+        if self.output_activation is not None:
+            x = self.output_activation(x)
+        return x[..., 0]
