@@ -130,7 +130,7 @@ class DeepSetMLP(eqx.Module):
           always appended. `None` means $\\rho$ is that single layer, an int `f` gives widths
           `(f, 1)`, a sequence `(*features_rho, 1)` (NetKet's convention).
         - `hidden_activation`: activation after every $\\phi$ layer and every hidden $\\rho$
-          layer (default [`nqzoo.nn.gelu`][], the tanh form); `None` for none.
+          layer (default `nqzoo.nn.gelu`, the tanh form); `None` for none.
         - `output_activation`: activation after the last layer (default `None`).
         - `pooling`: reduction over the set axis, called as `pooling(x, axis=-2)`
           (default `jnp.sum`).
@@ -300,7 +300,7 @@ class DeepSetRelDistance(eqx.Module):
     ):
         """**Arguments:**
 
-        - `hilbert`: a [`nqzoo.hilbert.Particles`][] box, periodic in every direction.
+        - `hilbert`: a `nqzoo.hilbert.Particles` box, periodic in every direction.
         - `layers_phi`: number of layers of $\\phi$ (0 means no $\\phi$).
         - `layers_rho`: number of layers of $\\rho$ listed in `features_rho` (one more 1 → 1
           layer is appended, as in NetKet).
@@ -311,7 +311,7 @@ class DeepSetRelDistance(eqx.Module):
           end in 1.
         - `cusp_exponent`: the exponent $e > 0$ of the cusp term, or `None` for no cusp.
         - `activation`: activation after every $\\phi$ and hidden $\\rho$ layer (default
-          [`nqzoo.nn.gelu`][], the tanh form as NetKet's `jax.nn.gelu`).
+          `nqzoo.nn.gelu`, the tanh form as NetKet's `jax.nn.gelu`).
         - `output_activation`: activation after the last layer (default `None`).
         - `pooling`: reduction over the pairs, `pooling(x, axis=-2)` (default `jnp.sum`).
         - `use_bias`: whether every dense layer has a bias.
