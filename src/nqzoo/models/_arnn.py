@@ -10,7 +10,7 @@ from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
 
 from .._checks import check_fields
 from .._custom_types import Activation, Initializer
-from ..hilbert import AbstractDiscreteHilbert
+from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
 from ..nn import initializers
 from ..nn._activations import reim_selu
 from ..nn._masked import (
@@ -248,7 +248,7 @@ class ARNNDense(AbstractARNNSequential):
 
     def __init__(
         self,
-        hilbert: AbstractDiscreteHilbert,
+        hilbert: AbstractHilbert,
         layers: int,
         features: int | tuple[int, ...],
         activation: Activation = reim_selu,
@@ -298,7 +298,7 @@ class ARNNConv1D(AbstractARNNSequential):
 
     def __init__(
         self,
-        hilbert: AbstractDiscreteHilbert,
+        hilbert: AbstractHilbert,
         layers: int,
         features: int | tuple[int, ...],
         kernel_size: int,
@@ -361,7 +361,7 @@ class ARNNConv2D(AbstractARNNSequential):
 
     def __init__(
         self,
-        hilbert: AbstractDiscreteHilbert,
+        hilbert: AbstractHilbert,
         layers: int,
         features: int | tuple[int, ...],
         kernel_size: tuple[int, int],

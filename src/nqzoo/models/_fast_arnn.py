@@ -6,7 +6,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, Num, PRNGKeyArray
 
 from .._checks import check_fields
 from .._custom_types import Activation, Initializer
-from ..hilbert import AbstractDiscreteHilbert
+from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
 from ..nn import initializers
 from ..nn._activations import reim_selu
 from ..nn._fast_masked import FastMaskedConv1D, FastMaskedConv2D, FastMaskedDense1D
@@ -132,7 +132,7 @@ class FastARNNDense(AbstractFastARNNSequential):
 
     def __init__(
         self,
-        hilbert: AbstractDiscreteHilbert,
+        hilbert: AbstractHilbert,
         layers: int,
         features: int | tuple[int, ...],
         activation: Activation = reim_selu,
@@ -182,7 +182,7 @@ class FastARNNConv1D(AbstractFastARNNSequential):
 
     def __init__(
         self,
-        hilbert: AbstractDiscreteHilbert,
+        hilbert: AbstractHilbert,
         layers: int,
         features: int | tuple[int, ...],
         kernel_size: int,
@@ -238,7 +238,7 @@ class FastARNNConv2D(AbstractFastARNNSequential):
 
     def __init__(
         self,
-        hilbert: AbstractDiscreteHilbert,
+        hilbert: AbstractHilbert,
         layers: int,
         features: int | tuple[int, ...],
         kernel_size: tuple[int, int],

@@ -107,7 +107,7 @@ class FastMaskedDense1D(AbstractMaskedDense1D):
         self,
         inputs: Inexact[ArrayLike, " {self.in_features}"],
         index: Int[ArrayLike, ""],
-        state: eqx.nn.State,
+        state: eqx.nn.State | None,
     ) -> tuple[Inexact[Array, " {self.out_features}"], eqx.nn.State]:
         """One step: store the input of site `index - exclusive`, return the output at `index`.
 
@@ -189,7 +189,7 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
         self,
         inputs: Inexact[ArrayLike, " {self.in_features}"],
         index: Int[ArrayLike, ""],
-        state: eqx.nn.State,
+        state: eqx.nn.State | None,
     ) -> tuple[Inexact[Array, " {self.out_features}"], eqx.nn.State]:
         """One step: store the input of site `index - exclusive`, return the output at `index`.
 
@@ -286,7 +286,7 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         self,
         inputs: Inexact[ArrayLike, " {self.in_features}"],
         index: Int[ArrayLike, ""],
-        state: eqx.nn.State,
+        state: eqx.nn.State | None,
     ) -> tuple[Inexact[Array, " {self.out_features}"], eqx.nn.State]:
         """One step: store the input of site `index - exclusive`, return the output at `index`.
 

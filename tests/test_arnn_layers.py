@@ -1,0 +1,224 @@
+"""Masked layers: causal dependency patterns, mask-corrected init, fast steps == slow layers."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nqzoo as nqz
+
+from .helpers import randomize
+
+
+# Independent statements of NetKet's dependency rules (NETKET_REFERENCE.md, section 3.3).
+
+
+def dense_deps(n, exclusive):
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    return i <= j - int(exclusive)
+
+
+def conv1d_deps(n, k, d, exclusive):
+    deps = np.zeros((n, n), bool)
+    taps = k - int(exclusive)
+    for j in range(n):
+        for m in range(taps):
+            s = j - (d if exclusive else 0) - d * (taps - 1 - m)
+            if s >= 0:
+                deps[s, j] = True
+    return deps
+
+
+def conv2d_deps(rows, cols, kernel_size, dilation, exclusive):
+    (kh, kw), (dh, dw) = kernel_size, dilation
+    n = rows * cols
+    deps = np.zeros((n, n), bool)
+    for r in range(rows):
+        for c in range(cols):
+            for p in range(kh):
+                for q in range(kw):
+                    last_row = p == kh - 1
+                    if last_row and q >= kw // 2 + (0 if exclusive else 1):
+                        continue
+                    rr, cc = r - (kh - 1 - p) * dh, c + (q - kw // 2) * dw
+                    if 0 <= rr < rows and 0 <= cc < cols:
+                        deps[rr * cols + cc, r * cols + c] = True
+    return deps
+
+
+def _randomized(layer, key):
+    """Every parameter random, masked kernel entries included (so the mask must be applied)."""
+    params, static = eqx.partition(layer, eqx.is_inexact_array)
+    return eqx.combine(randomize(params, key, scale=1.0), static)
+
+
+def _jacobian_pattern(fn, x):
+    jac = eqx.filter_jit(lambda f, x: jax.jacfwd(f)(x))(
+        fn, x
+    )  # (n_out..., F_out, n_in..., F_in) flattened below
+    n = math.prod(x.shape[:-1])
+    jac = np.abs(np.asarray(jac)).reshape(n, -1, n, x.shape[-1]).sum(axis=(1, 3))
+    return (jac > 1e-12).T  # [input site, output site]
+
+
+LAYER_CASES = [
+    ("dense", dict(), False),
+    ("dense", dict(), True),
+    ("conv1d", dict(kernel_size=3, kernel_dilation=1), True),
+    ("conv1d", dict(kernel_size=3, kernel_dilation=2), True),
+    ("conv1d", dict(kernel_size=2, kernel_dilation=2), False),
+    ("conv1d", dict(kernel_size=4, kernel_dilation=1), False),
+    ("conv2d", dict(kernel_size=(2, 3), kernel_dilation=(1, 1)), True),
+    ("conv2d", dict(kernel_size=(3, 3), kernel_dilation=(1, 2)), False),
+    ("conv2d", dict(kernel_size=(2, 2), kernel_dilation=(2, 1)), True),
+    ("conv2d", dict(kernel_size=(3, 2), kernel_dilation=(2, 2)), False),
+]
+
+ROWS, COLS = 4, 3
+N1D = 9
+
+
+def _make(kind, kw, exclusive, fast, f_in, f_out, dtype, key):
+    if kind == "dense":
+        cls = nqz.nn.FastMaskedDense1D if fast else nqz.nn.MaskedDense1D
+        layer = cls(N1D, f_in, f_out, exclusive, param_dtype=dtype, key=key)
+    elif kind == "conv1d":
+        cls = nqz.nn.FastMaskedConv1D if fast else nqz.nn.MaskedConv1D
+        layer = cls(f_in, f_out, exclusive=exclusive, param_dtype=dtype, key=key, **kw)
+    else:
+        cls = nqz.nn.FastMaskedConv2D if fast else nqz.nn.MaskedConv2D
+        extra = dict(lattice_shape=(ROWS, COLS)) if fast else {}
+        layer = cls(f_in, f_out, exclusive=exclusive, param_dtype=dtype, key=key, **kw, **extra)
+    return layer
+
+
+def _expected(kind, kw, exclusive):
+    if kind == "dense":
+        return dense_deps(N1D, exclusive)
+    if kind == "conv1d":
+        return conv1d_deps(N1D, kw["kernel_size"], kw["kernel_dilation"], exclusive)
+    return conv2d_deps(ROWS, COLS, kw["kernel_size"], kw["kernel_dilation"], exclusive)
+
+
+def _input_shape(kind, f_in):
+    return (ROWS, COLS, f_in) if kind == "conv2d" else (N1D, f_in)
+
+
+@pytest.mark.parametrize("kind, kw, exclusive", LAYER_CASES)
+def test_dependency_pattern(kind, kw, exclusive, getkey):
+    layer = _randomized(_make(kind, kw, exclusive, False, 2, 2, jnp.float64, getkey()), getkey())
+    x = jax.random.normal(getkey(), _input_shape(kind, 2))
+    pattern = _jacobian_pattern(layer, x)
+    np.testing.assert_array_equal(pattern, _expected(kind, kw, exclusive))
+
+
+@pytest.mark.parametrize(
+    "kind, kw, exclusive, dtype",
+    [(*case, (jnp.float64, jnp.complex128)[i % 2]) for i, case in enumerate(LAYER_CASES)]
+    + [(*LAYER_CASES[i], jnp.float64) for i in (3, 7)],
+)
+def test_fast_steps_equal_slow(kind, kw, exclusive, dtype, getkey):
+    """update_site over all sites (a lax.scan, traced index) reproduces the slow layer."""
+    fast, state = eqx.nn.make_with_state(_make)(kind, kw, exclusive, True, 3, 2, dtype, getkey())
+    fast = _randomized(fast, getkey())
+    cache = state.get(fast.cache)
+    assert cache.dtype == jnp.dtype(dtype)
+    x = jax.random.normal(getkey(), _input_shape(kind, 3), dtype)
+
+    @eqx.filter_jit
+    def run(fast, state, x):
+        flat = x.reshape(-1, 3)
+
+        def step(state, index):
+            inputs = flat[jnp.maximum(index - int(exclusive), 0)]
+            out, state = fast.update_site(inputs, index, state)
+            return state, out
+
+        new_state, out = jax.lax.scan(step, state, jnp.arange(flat.shape[0]))
+        return new_state, out, fast(x).reshape(-1, 2)
+
+    new_state, out, expected = run(fast, state, x)
+    shapes = [(a.shape, a.dtype) for a in jax.tree.leaves(new_state)]
+    assert shapes == [(a.shape, a.dtype) for a in jax.tree.leaves(state)]
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind, kw, exclusive", LAYER_CASES[::3] + LAYER_CASES[1::3])
+def test_mask_corrected_init(kind, kw, exclusive, getkey):
+    """kernel = sqrt(mask.size / mask.sum()) * mask * kernel_init(...) (NetKet's correction)."""
+    ones = nqz.nn.initializers.ones
+    if kind == "dense":
+        layer = nqz.nn.MaskedDense1D(N1D, 2, 3, exclusive, kernel_init=ones, key=getkey())
+        mask = np.kron(dense_deps(N1D, exclusive), np.ones((2, 3)))
+    elif kind == "conv1d":
+        layer = nqz.nn.MaskedConv1D(
+            2, 3, exclusive=exclusive, kernel_init=ones, key=getkey(), **kw
+        )
+        mask = np.ones((kw["kernel_size"] - int(exclusive), 2, 3))
+    else:
+        layer = nqz.nn.MaskedConv2D(
+            2, 3, exclusive=exclusive, kernel_init=ones, key=getkey(), **kw
+        )
+        kh, kw_ = kw["kernel_size"]
+        mask2 = np.ones((kh, kw_))
+        mask2[kh - 1, kw_ // 2 + (0 if exclusive else 1) :] = 0
+        mask = np.broadcast_to(mask2[:, :, None, None], (kh, kw_, 2, 3))
+    corr = math.sqrt(mask.size / mask.sum())
+    np.testing.assert_allclose(layer.kernel, corr * mask, rtol=1e-15)
+    np.testing.assert_array_equal(layer.bias, 0)
+
+
+def test_lecun_statistics_of_masked_dense(getkey):
+    """Surviving entries have variance (1/fan_in) * mask.size / mask.sum() (truncation aside)."""
+    n, f = 40, 3
+    layer = nqz.nn.MaskedDense1D(n, f, f, exclusive=True, key=getkey())
+    kernel = np.asarray(layer.kernel)
+    mask = np.kron(dense_deps(n, True), np.ones((f, f))).astype(bool)
+    assert np.all(kernel[~mask] == 0)
+    expected_var = (1 / (n * f)) * mask.size / mask.sum()
+    # jax's lecun_normal is a truncated normal rescaled to the target variance
+    assert abs(kernel[mask].var() / expected_var - 1) < 0.1
+
+
+def test_layer_rejects_wrong_width(getkey):
+    layer = nqz.nn.MaskedConv1D(2, 3, kernel_size=3, key=getkey())
+    with pytest.raises(TypeError):
+        layer(jnp.ones((5, 4)))
+    layer2 = nqz.nn.MaskedConv2D(2, 3, kernel_size=(2, 3), key=getkey())
+    with pytest.raises(TypeError):
+        layer2(jnp.ones((3, 3, 1)))
+
+
+def test_update_site_needs_state(getkey):
+    layer, state = eqx.nn.make_with_state(nqz.nn.FastMaskedConv1D)(1, 2, 3, key=getkey())
+    with pytest.raises(TypeError, match="make_with_state"):
+        layer.update_site(jnp.ones(1), 0, None)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(kernel_size=0), "kernel_size"),
+        (dict(kernel_size=3, kernel_dilation=0), "kernel_dilation"),
+        (dict(kernel_size=-2), "kernel_size"),
+    ],
+)
+def test_conv1d_bad_hyperparameters(kwargs, match, getkey):
+    with pytest.raises(ValueError, match=match):
+        nqz.nn.MaskedConv1D(1, 2, key=getkey(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(kernel_size=(0, 3)), "kernel_size"),
+        (dict(kernel_size=(2, 3), kernel_dilation=(1, 0)), "kernel_dilation"),
+        (dict(kernel_size=(2, 3, 4)), "kernel_size"),
+    ],
+)
+def test_conv2d_bad_hyperparameters(kwargs, match, getkey):
+    with pytest.raises((ValueError, TypeError), match=match):
+        nqz.nn.MaskedConv2D(1, 2, key=getkey(), **kwargs)
