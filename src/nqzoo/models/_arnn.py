@@ -151,21 +151,6 @@ def _conditional_log_step(model, x, index, state):
 # Concrete slow models
 # --------------------------------------------------------------------------------------------
 
-_COMMON_ARGS = """
-        - `hilbert`: a homogeneous, unconstrained discrete space (Spin, Qubit, Fock).
-        - `layers`: number of masked layers (at least 1).
-        - `features`: width of the hidden layers, an int `f` (giving
-          `(f,) * (layers - 1) + (local_size,)`) or a tuple of `layers` widths ending in
-          `hilbert.local_size`."""
-
-_COMMON_TAIL = """
-        - `activation`: applied between layers (default [`nqzoo.nn.reim_selu`][]).
-        - `use_bias`: whether the layers have biases.
-        - `param_dtype`: dtype of the parameters (real or complex).
-        - `machine_pow`: `p` in `|ψ|^p` (the distribution that is normalised and sampled).
-        - `kernel_init`: kernel initialiser (lecun normal; mask-corrected for masked kernels).
-        - `bias_init`: bias initialiser (zeros).
-        - `key`: a JAX PRNG key."""
 
 
 def _dense_layers(
@@ -260,6 +245,21 @@ class ARNNDense(AbstractARNNSequential):
         *,
         key: PRNGKeyArray,
     ):
+        """**Arguments:**
+
+        - `hilbert`: a homogeneous, unconstrained discrete space (Spin, Qubit, Fock).
+        - `layers`: number of masked layers (at least 1).
+        - `features`: width of the hidden layers, an int `f` (giving
+          `(f,) * (layers - 1) + (local_size,)`) or a tuple of `layers` widths ending in
+          `hilbert.local_size`.
+        - `activation`: applied between layers (default `nqzoo.nn.reim_selu`).
+        - `use_bias`: whether the layers have biases.
+        - `param_dtype`: dtype of the parameters (real or complex).
+        - `machine_pow`: `p` in `|ψ|^p` (the distribution that is normalised and sampled).
+        - `kernel_init`: kernel initialiser (lecun normal; mask-corrected for masked kernels).
+        - `bias_init`: bias initialiser (zeros).
+        - `key`: a JAX PRNG key.
+        """
         self.hilbert = check_autoregressive_hilbert(hilbert)
         self.machine_pow = check_machine_pow(machine_pow)
         self.features = feature_list(features, layers, hilbert.local_size)
@@ -275,7 +275,6 @@ class ARNNDense(AbstractARNNSequential):
             key,
         )
 
-    __init__.__doc__ = "**Arguments:**\n" + _COMMON_ARGS + _COMMON_TAIL
 
     def __check_init__(self):
         check_fields(self)
@@ -312,6 +311,23 @@ class ARNNConv1D(AbstractARNNSequential):
         *,
         key: PRNGKeyArray,
     ):
+        """**Arguments:**
+
+        - `hilbert`: a homogeneous, unconstrained discrete space (Spin, Qubit, Fock).
+        - `layers`: number of masked layers (at least 1).
+        - `features`: width of the hidden layers, an int `f` (giving
+          `(f,) * (layers - 1) + (local_size,)`) or a tuple of `layers` widths ending in
+          `hilbert.local_size`.
+        - `kernel_size`: `K`, taps per layer (the first layer has `K - 1`).
+        - `kernel_dilation`: `d`, spacing between taps.
+        - `activation`: applied between layers (default `nqzoo.nn.reim_selu`).
+        - `use_bias`: whether the layers have biases.
+        - `param_dtype`: dtype of the parameters (real or complex).
+        - `machine_pow`: `p` in `|ψ|^p` (the distribution that is normalised and sampled).
+        - `kernel_init`: kernel initialiser (lecun normal; mask-corrected for masked kernels).
+        - `bias_init`: bias initialiser (zeros).
+        - `key`: a JAX PRNG key.
+        """
         self.hilbert = check_autoregressive_hilbert(hilbert)
         self.machine_pow = check_machine_pow(machine_pow)
         self.features = feature_list(features, layers, hilbert.local_size)
@@ -330,13 +346,6 @@ class ARNNConv1D(AbstractARNNSequential):
             key,
         )
 
-    __init__.__doc__ = (
-        "**Arguments:**\n"
-        + _COMMON_ARGS
-        + "\n        - `kernel_size`: `K`, taps per layer (the first layer has `K - 1`)."
-        + "\n        - `kernel_dilation`: `d`, spacing between taps."
-        + _COMMON_TAIL
-    )
 
     def __check_init__(self):
         check_fields(self)
@@ -376,6 +385,25 @@ class ARNNConv2D(AbstractARNNSequential):
         *,
         key: PRNGKeyArray,
     ):
+        """**Arguments:**
+
+        - `hilbert`: a homogeneous, unconstrained discrete space (Spin, Qubit, Fock).
+        - `layers`: number of masked layers (at least 1).
+        - `features`: width of the hidden layers, an int `f` (giving
+          `(f,) * (layers - 1) + (local_size,)`) or a tuple of `layers` widths ending in
+          `hilbert.local_size`.
+        - `kernel_size`: `(kh, kw)` (NetKet suggests `kh = kw // 2 + 1`).
+        - `kernel_dilation`: `(dh, dw)`.
+        - `activation`: applied between layers (default `nqzoo.nn.reim_selu`).
+        - `use_bias`: whether the layers have biases.
+        - `param_dtype`: dtype of the parameters (real or complex).
+        - `machine_pow`: `p` in `|ψ|^p` (the distribution that is normalised and sampled).
+        - `kernel_init`: kernel initialiser (lecun normal; mask-corrected for masked kernels).
+        - `bias_init`: bias initialiser (zeros).
+        - `lattice_shape`: `(rows, cols)` with `rows * cols = N`; by default square
+          (an error if `N` is not a perfect square).
+        - `key`: a JAX PRNG key.
+        """
         self.hilbert = check_autoregressive_hilbert(hilbert)
         self.machine_pow = check_machine_pow(machine_pow)
         self.features = feature_list(features, layers, hilbert.local_size)
@@ -395,14 +423,6 @@ class ARNNConv2D(AbstractARNNSequential):
             key,
         )
 
-    __init__.__doc__ = (
-        "**Arguments:**\n"
-        + _COMMON_ARGS
-        + "\n        - `kernel_size`: `(kh, kw)` (NetKet suggests `kh = kw // 2 + 1`)."
-        + "\n        - `kernel_dilation`: `(dh, dw)`."
-        + _COMMON_TAIL
-        + "\n        - `lattice_shape`: `(rows, cols)` with `rows * cols = N`; default square."
-    )
 
     def __check_init__(self):
         check_fields(self)
