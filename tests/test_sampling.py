@@ -135,9 +135,12 @@ def chi2_pvalue(hilbert, samples, probs) -> float:
     return float(jax.scipy.special.gammaincc(df / 2, stat / 2))
 
 
+_log_psi = eqx.filter_jit(lambda model, x: model(x))
+
+
 def exact_probs(model):
     x = model.hilbert.all_states()
-    probs = np.exp(model.machine_pow * np.asarray(model(x)).real)
+    probs = np.exp(model.machine_pow * np.asarray(_log_psi(model, x)).real)
     np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-10)  # the model is normalised
     return probs
 
@@ -153,10 +156,14 @@ def check_samples(model, samples, log_prob):
     assert samples.dtype == hilbert.dtype == jnp.int8
     assert np.isin(np.asarray(samples), np.asarray(hilbert.local_states)).all()
     assert set(np.unique(np.asarray(samples))) == set(hilbert.local_states)
-    assert chi2_pvalue(hilbert, samples, exact_probs(model)) > P_FALSE_ALARM
+    # one evaluation of log psi on every state and every sample (one compilation)
+    everything = jnp.concatenate([hilbert.all_states(), samples])
+    log_p = model.machine_pow * np.asarray(_log_psi(model, everything)).real
+    probs = np.exp(log_p[: -samples.shape[0]])
+    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-10)  # the model is normalised
+    assert chi2_pvalue(hilbert, samples, probs) > P_FALSE_ALARM
     assert log_prob.shape == (N,)
-    expected = model.machine_pow * np.asarray(model(samples)).real
-    np.testing.assert_allclose(log_prob, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(log_prob, log_p[-samples.shape[0] :], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("space", list(SPACES))
@@ -242,6 +249,73 @@ def test_filter_jit_vmap_and_legacy_keys():
     np.testing.assert_array_equal(
         run(model, state, raw), run(model, state, jax.random.wrap_key_data(raw))
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The library's ARNNs: distribution, log-probabilities, fast == slow twin
+
+
+ARNN_CASES = {
+    # name: (fast class, hilbert, hyperparameters, param_dtype, machine_pow)
+    "Conv1D-spin-half-8-real-mp2-d2": (
+        nqz.models.FastARNNConv1D,
+        nqz.hilbert.Spin(0.5, 8),
+        dict(layers=2, features=4, kernel_size=3, kernel_dilation=2),
+        jnp.float64,
+        2,
+    ),
+    "Conv2D-spin-one-2x3-complex-mp1": (
+        nqz.models.FastARNNConv2D,
+        nqz.hilbert.Spin(1, 6),
+        dict(layers=2, features=4, kernel_size=(2, 3), lattice_shape=(2, 3)),
+        jnp.complex128,
+        1,
+    ),
+    "Dense-fock-2-5-complex-mp2": (
+        nqz.models.FastARNNDense,
+        nqz.hilbert.Fock(2, 5),
+        dict(layers=3, features=4),
+        jnp.complex128,
+        2,
+    ),
+}
+
+
+def _randomize(tree, seed, scale=0.6):
+    """Every inexact leaf replaced by NumPy normal values (no per-shape JAX compilation)."""
+    rng = np.random.default_rng(seed)
+
+    def draw(leaf):
+        if not eqx.is_inexact_array(leaf):
+            return leaf
+        values = rng.normal(size=leaf.shape)
+        if jnp.iscomplexobj(leaf):
+            values = values + 1j * rng.normal(size=leaf.shape)
+        return jnp.asarray(scale * values, dtype=leaf.dtype)
+
+    return jax.tree.map(draw, tree)
+
+
+def _arnn(name):
+    """A fast ARNN with randomised parameters (not init values), its state and slow twin."""
+    cls, hilbert, hyper, dtype, machine_pow = ARNN_CASES[name]
+    # jitted construction: one compilation instead of one per eager initialiser op
+    fast, state = eqx.filter_jit(eqx.nn.make_with_state(cls))(
+        hilbert, param_dtype=dtype, machine_pow=machine_pow, key=jax.random.key(0), **hyper
+    )
+    fast = _randomize(fast, seed=1)
+    return fast, state, fast.to_slow()
+
+
+@pytest.mark.parametrize("name", list(ARNN_CASES))
+def test_arnn_distribution_and_fast_slow_twins(name):
+    fast, state, slow = _arnn(name)
+    assert isinstance(fast, AbstractFastARNN) and not isinstance(slow, AbstractFastARNN)
+    x_fast, lp_fast = draw(fast, state)
+    check_samples(fast, x_fast, lp_fast)
+    x_slow, lp_slow = draw(slow, None)
+    np.testing.assert_array_equal(x_slow, x_fast)
+    np.testing.assert_allclose(lp_slow, lp_fast, rtol=1e-12, atol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
