@@ -103,12 +103,17 @@ class AbstractDiscreteHilbert(AbstractHilbert):
     def local_indices_to_states(
         self, idx: Int[ArrayLike, "*batch {self.N}"]
     ) -> Num[Array, "*batch {self.N}"]:
-        """Inverse of [`states_to_local_indices`][nqzoo.hilbert.AbstractDiscreteHilbert.states_to_local_indices]."""
+        """Inverse of
+        [`states_to_local_indices`][nqzoo.hilbert.AbstractDiscreteHilbert.states_to_local_indices].
+        """
         table = jnp.asarray(self.local_states, dtype=self.dtype)
         return table[jnp.asarray(idx)]
 
     def all_states(self) -> Num[Array, "n_states {self.N}"]:
         """Every configuration, last site fastest and local index 0 first (NetKet's order).
+
+        Constrained spaces (e.g. `Spin(..., total_sz=0)`) list their states in ascending
+        lexicographic order of the values, as NetKet does.
 
         **Raises:** `ValueError` when the space has more than
         [`MAX_ENUMERABLE_STATES`][nqzoo.hilbert.MAX_ENUMERABLE_STATES] states.
@@ -122,6 +127,10 @@ class AbstractDiscreteHilbert(AbstractHilbert):
         idx = (np.arange(self.n_states)[:, None] // powers) % self.local_size
         states = np.asarray(self.local_states, dtype=self.dtype)[idx]
         states = states[self._allowed(states)]
+        if self.constrained:
+            # NetKet lists the states of a constrained space in ascending lexicographic order
+            # of the values (first site slowest), not in local-index order.
+            states = states[np.lexsort(states.T[::-1])]
         return jnp.asarray(states)
 
     def _allowed(self, states: np.ndarray) -> np.ndarray:
@@ -281,7 +290,7 @@ class Particles(AbstractHilbert):
         _check_n_sites(N)
         L = (L,) if isinstance(L, float | int) else tuple(L)
         if len(L) == 0 or not all(
-            isinstance(l, float | int) and math.isfinite(l) and l > 0 for l in L
+            isinstance(ext, float | int) and math.isfinite(ext) and ext > 0 for ext in L
         ):
             raise ValueError(f"L must be one or more positive finite box extents, got L={L!r}.")
         pbc = (bool(pbc),) * len(L) if isinstance(pbc, bool) else tuple(bool(p) for p in pbc)
@@ -290,7 +299,7 @@ class Particles(AbstractHilbert):
                 f"pbc has {len(pbc)} entries but the box has d={len(L)} dimensions (L={L!r})."
             )
         object.__setattr__(self, "N", int(N))
-        object.__setattr__(self, "L", tuple(float(l) for l in L))
+        object.__setattr__(self, "L", tuple(float(ext) for ext in L))
         object.__setattr__(self, "pbc", pbc)
 
     @property

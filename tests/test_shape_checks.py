@@ -1,0 +1,138 @@
+"""Runtime shape checking of the RBM family and MLP: on by default, off with the switch, and
+free inside `eqx.filter_jit` after tracing."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nqzoo as nqz
+import nqzoo.models._rbm as rbm_module
+
+
+HI = nqz.hilbert.Spin(0.5, 6)
+
+
+def _models(key):
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    return {
+        "RBM": nqz.models.RBM(HI, alpha=2, key=k1),
+        "RBMModPhase": nqz.models.RBMModPhase(HI, key=k2),
+        "RBMMultiVal": nqz.models.RBMMultiVal(nqz.hilbert.Fock(2, 6), key=k3),
+        "MLP": nqz.models.MLP(HI, hidden_dims=(4,), key=k4),
+    }
+
+
+@pytest.mark.parametrize("name", ["RBM", "RBMModPhase", "RBMMultiVal", "MLP"])
+def test_wrong_input_width(name, getkey):
+    model = _models(getkey())[name]
+    with pytest.raises(TypeError, match=r"parameter 'x'(.|\n)*Actual value: f64\[3,5\]"
+                                        r"(.|\n)*\{self\.hilbert\.size\}") as info:
+        model(jnp.ones((3, 5)))
+    assert isinstance(info.value, TypeError)
+
+
+@pytest.mark.parametrize("bad", ["abc", [[1, -1, 1, -1, 1, -1]], None, 3.0])
+def test_non_array_input(bad, getkey):
+    model = _models(getkey())["RBM"]
+    with pytest.raises(TypeError, match=r"parameter 'x'"):
+        model(bad)
+
+
+@pytest.mark.parametrize(
+    "name,where,shape,field",
+    [
+        ("RBM", lambda m: m.kernel, (6, 5), r"RBM\.kernel is float64\[6, 5\].*'6 12'"),
+        ("RBM", lambda m: m.hidden_bias, (1,), r"RBM\.hidden_bias is float64\[1\].*'12'"),
+        ("RBM", lambda m: m.visible_bias, (5,), r"RBM\.visible_bias is float64\[5\].*'6'"),
+        ("RBMModPhase", lambda m: m.phase_bias, (3,), r"RBMModPhase\.phase_bias is float64\[3\]"),
+        ("RBMMultiVal", lambda m: m.rbm.kernel, (18, 5), r"RBM\.kernel is float64\[18, 5\]"),
+        ("MLP", lambda m: m.layers[0].bias, (3,), r"Dense\.bias is float64\[3\].*'4'"),
+    ],
+)
+def test_wrong_parameter_via_tree_at(name, where, shape, field, getkey):
+    model = _models(getkey())[name]
+    bad = eqx.tree_at(where, model, jnp.zeros(shape))
+    with pytest.raises(TypeError, match=field):
+        bad(jnp.ones((2, 6)))
+    with pytest.raises(TypeError, match=field):  # also under jit (at trace time)
+        eqx.filter_jit(lambda m, x: m(x))(bad, jnp.ones((2, 6)))
+
+
+def test_complex_parameter_in_real_only_model(getkey):
+    model = _models(getkey())["RBMModPhase"]
+    bad = eqx.tree_at(lambda m: m.modulus_kernel, model, model.modulus_kernel + 0j)
+    with pytest.raises(TypeError, match=r"RBMModPhase\.modulus_kernel is complex128\[6, 6\]"):
+        bad(jnp.ones(6))
+
+
+def test_wrong_parameter_from_initializer(getkey):
+    with pytest.raises(TypeError, match=r"RBM\.hidden_bias is float64\[1\].*'12'"):
+        nqz.models.RBM(HI, alpha=2, hidden_bias_init=lambda k, s, d: jnp.zeros((1,), d),
+                       key=getkey())
+    with pytest.raises(TypeError, match=r"RBM\.kernel is float64\[12, 6\].*'6 6'"):
+        nqz.models.RBM(HI, kernel_init=lambda k, s, d: jnp.zeros((12, 6), d), key=getkey())
+    with pytest.raises(TypeError, match=r"Dense\.kernel is float64\[6, 3\]"):
+        nqz.models.MLP(HI, hidden_dims=(4,), kernel_init=lambda k, s, d: jnp.zeros((6, 3), d),
+                       key=getkey())
+
+
+def test_checks_run_only_at_trace_time(getkey, monkeypatch):
+    calls = []
+    original = rbm_module.check_fields
+    monkeypatch.setattr(rbm_module, "check_fields", lambda m: (calls.append(1), original(m)))
+    traces = []
+
+    @eqx.filter_jit
+    def f(model, x):
+        traces.append(1)
+        return model(x)
+
+    model = nqz.models.RBM(HI, alpha=2, key=getkey())  # __check_init__: one call
+    assert len(calls) == 1
+    x = HI.random_state(getkey(), 8)
+    first = f(model, x)
+    assert len(traces) == 1 and len(calls) == 2
+    for _ in range(5):
+        np.testing.assert_array_equal(f(model, x), first)
+        f(model, HI.random_state(getkey(), 8))
+    assert len(traces) == 1 and len(calls) == 2  # no retrace, no check after the first call
+    bad = eqx.tree_at(lambda m: m.kernel, model, jnp.zeros((6, 3)))
+    with pytest.raises(TypeError, match=r"RBM\.kernel"):
+        f(bad, x)  # a new shape retraces, and the check catches it
+
+
+def test_disable_switch_turns_everything_off():
+    script = textwrap.dedent(
+        """
+        import jax, jax.numpy as jnp, equinox as eqx
+        jax.config.update("jax_enable_x64", True)
+        import nqzoo as nqz
+        hi = nqz.hilbert.Spin(0.5, 6)
+        key = jax.random.key(0)
+        # wrong parameter from an initialiser: accepted (the bias broadcasts)
+        m = nqz.models.RBM(hi, alpha=2, hidden_bias_init=lambda k, s, d: jnp.zeros((1,), d),
+                           key=key)
+        print(m(jnp.ones((2, 6))).shape)
+        # wrong parameter via tree_at: accepted
+        m = eqx.tree_at(lambda m: m.hidden_bias, m, jnp.zeros(()))
+        print(m(jnp.ones(6)).shape)
+        # list input and a wrongly shaped input that still broadcasts through
+        print(m([[1, -1, 1, -1, 1, -1]]).shape)
+        mlp = nqz.models.MLP(hi, hidden_dims=(4,), key=key)
+        mlp = eqx.tree_at(lambda m: m.layers[0].bias, mlp, jnp.zeros((1,)))
+        print(mlp(jnp.ones(6)).shape)
+        print("unchecked")
+        """
+    )
+    env = {**os.environ, "JAXTYPING_DISABLE": "1", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(2,)", "()", "(1,)", "()", "unchecked"]
