@@ -204,31 +204,39 @@ def test_coincident_particles(getkey):
     x = _BOX.random_state(getkey(), (4,))
     x = x.at[1, 2:4].set(x[1, 0:2])  # configuration 1: particles 0 and 1 at the same point
     bad = np.array([False, True, False, False])
-
-    out = model(x)
-    assert out[1] == -np.inf  # b > 0: psi = 0
-    assert np.all(np.isfinite(out[~bad]))
-    assert _with_b(model, -0.7)(x)[1] == np.inf  # b < 0: the formula's limit
-    no_cusp = _replace(model, cusp_exponent=None)
-    zero_b = _with_b(model, 0.0)(x)  # b = 0: no cusp term at all (NetKet gives NaN)
-    assert max_rel_err(zero_b, no_cusp(x)) < 1e-13
     # Periodic images: sin(pi k) is not exactly 0 in floating point, so log psi is huge but
     # finite there; the exact image (the same coordinates) is the coincidence above.
     image = x[0].at[2:4].set(x[0, 0:2] + jnp.asarray(_BOX.L) * jnp.asarray([1.0, -2.0]))
-    assert model(image) < -1e30
+    xs = jnp.concatenate([x, image[None]])
 
-    # Gradients: the coincident configuration leaves the others untouched and adds no NaN.
-    weights = jnp.asarray(~bad, float)
-    g_masked = jax.grad(lambda m: jnp.sum(weights * jnp.where(bad, 0.0, m(x))))(model)
-    g_clean = jax.grad(lambda m: jnp.sum(m(x[~bad])))(model)
+    out = _call(model, xs)
+    assert out[1] == -np.inf  # b > 0: psi = 0
+    assert np.all(np.isfinite(out[:4][~bad]))
+    assert out[4] < -1e30
+    assert _call(_with_b(model, -0.7), xs)[1] == np.inf  # b < 0: the formula's limit
+    no_cusp = _call(_replace(model, cusp_exponent=None), xs)
+    zero_b = _call(_with_b(model, 0.0), xs)  # b = 0: no cusp term at all (NetKet gives NaN)
+    assert max_rel_err(zero_b, no_cusp) < 1e-13
+
+    @eqx.filter_jit
+    def gradients(m, x):
+        weights = jnp.asarray(~bad, float)
+        masked = jax.grad(lambda m: jnp.sum(weights * jnp.where(bad, 0.0, m(x))))(m)
+        clean = jax.grad(lambda m: jnp.sum(m(x[~bad])))(m)
+        every = jax.grad(lambda m: jnp.sum(m(x)))(m)
+        single_bad = jax.grad(lambda m: m(x[1]))(m)
+        positions = jax.vmap(jax.grad(m))(x)
+        return masked, clean, every, single_bad, positions
+
+    g_masked, g_clean, g_all, g_bad, gx = gradients(model, x)
+    # The coincident configuration leaves the others untouched and adds no NaN.
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(g_masked))
     assert tree_allclose(g_masked, g_clean, rtol=1e-12, atol=1e-14)
-    g_all = jax.grad(lambda m: jnp.sum(m(x)))(model)  # the -inf value is a constant in b
-    g_bad = jax.grad(lambda m: m(x[1]))(model)
+    # Its -inf value is a constant in b; the phi/rho part keeps its ordinary gradient.
     assert float(g_bad.cusp[0]) == 0.0
+    assert np.any(np.asarray(g_bad.deepset.phi[0].kernel) != 0)
     assert tree_allclose(g_all, jax.tree.map(jnp.add, g_clean, g_bad), rtol=1e-12, atol=1e-14)
     # Per-configuration position gradients (kinetic energy) stay finite everywhere.
-    gx = jax.vmap(jax.grad(model))(x)
     assert np.all(np.isfinite(gx))
     assert np.all(gx[1, 4:] != 0)  # the phi/rho part still depends on the other particles
 
@@ -265,3 +273,19 @@ def test_bad_input_shape(getkey):
     ds = DeepSetMLP(2, 3, key=getkey())
     with pytest.raises(TypeError):
         ds(jnp.zeros((4, 5, 3)))
+
+
+def test_vectorised_sine_matches_libm():
+    from nqzoo.models._deepset import _sin
+
+    rng = np.random.default_rng(0)
+    k = rng.integers(-1000, 1000, 2000)
+    t = np.concatenate([
+        rng.uniform(-1e-6, 1e-6, 2000),
+        rng.uniform(-4 * np.pi, 4 * np.pi, 2000),
+        rng.uniform(-1e4, 1e4, 2000),
+        k * np.pi + rng.uniform(-1e-9, 1e-9, 2000),  # near the zeros
+    ])
+    ours, libm = np.asarray(jax.jit(_sin)(jnp.asarray(t))), np.sin(t)
+    assert np.all(np.abs(ours - libm) <= 2 * np.spacing(np.abs(libm)))
+    assert _sin(jnp.asarray(t, jnp.float32)).dtype == jnp.float32

@@ -480,7 +480,7 @@ class DeepSetRelDistance(eqx.Module):
         pos = x.reshape(x.shape[0], N, d)
         i, j = np.triu_indices(N, 1)
         delta = pos[:, i, :] - pos[:, j, :]  # (C, P, d), pair order of jnp.triu_indices
-        dist = L / 2.0 * jnp.sin(jnp.pi * delta / L)
+        dist = L / 2.0 * _sin(jnp.pi * delta / L)
         y = (dist / L) ** 2
         log_psi = self.deepset(y)
         if self.cusp_exponent is not None:
@@ -498,6 +498,30 @@ class DeepSetRelDistance(eqx.Module):
         regular = -0.5 * jnp.sum(b / r**self.cusp_exponent, axis=-1)
         singular = jax.lax.stop_gradient(_diverging_limit(b))
         return jnp.where(jnp.any(coincident, axis=-1), singular, regular)
+
+
+# sin for float64 as a polynomial XLA vectorises (jnp.sin is a scalar libm call on CPU, about
+# 8x slower and, with one sine per pair and component, a large part of the forward pass).
+# Cody-Waite reduction by pi in three parts (the first two with 27 significant bits, so n*P1
+# and n*P2 are exact for |n| < 2^26), then the odd Taylor series to degree 25 on [-pi/2, pi/2]
+# (truncation below 1e-22). Agrees with jnp.sin to 2 ulp, relative accuracy included at 0.
+_PI_PARTS = (3.141592651605606, 1.9841871479187034e-09, 1.1442377452219664e-17)
+_SIN_TAYLOR = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(1, 13))
+
+
+def _sin(t: Array) -> Array:
+    if t.dtype != jnp.float64:
+        return jnp.sin(t)
+    n = jnp.round(t * (1.0 / math.pi))
+    p1, p2, p3 = _PI_PARTS
+    r = ((t - n * p1) - n * p2) - n * p3  # t - n pi, |r| <= pi/2
+    r2 = r * r
+    poly = _SIN_TAYLOR[-1]
+    for c in _SIN_TAYLOR[-2::-1]:
+        poly = poly * r2 + c
+    half = 0.5 * n
+    sign = jnp.where(half == jnp.floor(half), 1.0, -1.0)  # sin(t) = (-1)^n sin(r)
+    return sign * (r + r * (r2 * poly))
 
 
 def _diverging_limit(b: Array) -> Array:
