@@ -10,7 +10,7 @@ DOCS = pathlib.Path(__file__).parent.parent / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
-@pytest.mark.parametrize("page", ["custom_arnn.md"])
+@pytest.mark.parametrize("page", ["custom_arnn.md", "sampling.md"])
 def test_docs_code_runs(page):
     text = (DOCS / page).read_text()
     blocks = BLOCK.findall(text)
