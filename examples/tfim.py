@@ -309,17 +309,19 @@ def energy_and_grad(model, x, e_loc, weights=None):
 
 
 def natural_gradient(model, x, e_loc, diag_shift: float):
-    r"""Stochastic reconfiguration: the gradient preconditioned by the quantum
-    geometric tensor.
+    r"""Stochastic reconfiguration: the gradient preconditioned by the quantum geometric
+    tensor.
 
     With $O_k(x) = \partial_{\theta_k}\log\psi(x)$ and $\Delta O = O - \mathbb{E}[O]$
-    over
-    the samples, solves $(S + \epsilon\,\mathbb{1})\,\delta = F$ for
+    over the $B$ samples, solves $(S + \epsilon\,\mathbb{1})\,\delta = F$ for
     $S_{kl} = \mathrm{Re}\,\mathbb{E}[\Delta O_k^* \Delta O_l]$ and
     $F_k = \mathrm{Re}\,\mathbb{E}[\Delta O_k^*(E_\mathrm{loc} - E)]$ (half the energy
-    gradient), $\epsilon$ = `diag_shift`. The per-sample Jacobian is a `vmap` of `grad`.
-    Real parameters only (a complex model would need its real and imaginary parts
-    split).
+    gradient), $\epsilon$ = `diag_shift`. Writing $S = A^T A / B$ and $F = A^T b / B$
+    with the real matrix $A = [\mathrm{Re}\,\Delta O;\ \mathrm{Im}\,\Delta O]$ (only
+    the real part when $\log\psi$ is real), the solve runs in the smaller space:
+    $\delta = (A^TA/B + \epsilon)^{-1}A^Tb/B = A^T(AA^T/B + \epsilon)^{-1}b/B$ (the
+    second form is minSR's). The per-sample Jacobian is a `vmap` of `grad`.
+    Real parameters only (complex ones would need their real and imaginary parts split).
 
     **Returns:** `(energy, delta)`, `delta` a pytree like `model`'s parameters.
     """
@@ -329,19 +331,28 @@ def natural_gradient(model, x, e_loc, diag_shift: float):
         raise ValueError("natural_gradient supports real parameters only.")
 
     def log_psi(f, xi):
-        out = eqx.combine(unravel(f), static)(xi)
-        return jnp.stack([out.real, jnp.imag(out)])
+        return eqx.combine(unravel(f), static)(xi)
 
-    jac = jax.vmap(jax.jacrev(log_psi), in_axes=(None, 0))(flat, x)  # (B, 2, P)
-    o = jac[:, 0] + 1j * jac[:, 1]
-    o = o - o.mean(axis=0)
     n = x.shape[0]
     e_loc = jax.lax.stop_gradient(e_loc)
     energy = e_loc.mean()
-    s = (o.conj().T @ o).real / n
-    f = (o.conj().T @ (e_loc - energy)).real / n
-    s = s + diag_shift * jnp.eye(s.shape[0], dtype=s.dtype)
-    delta = jax.scipy.linalg.solve(s, f, assume_a="pos")
+    centred = e_loc - energy
+
+    def jacobian(part):
+        jac = jax.vmap(jax.grad(lambda f, xi: part(log_psi(f, xi))), (None, 0))(flat, x)
+        return jac - jac.mean(axis=0)
+
+    if jnp.iscomplexobj(jax.eval_shape(log_psi, flat, x[0])):
+        a = jnp.concatenate([jacobian(jnp.real), jacobian(jnp.imag)])
+        b = jnp.concatenate([centred.real, centred.imag])
+    else:
+        a, b = jacobian(lambda v: v), centred.real
+    if a.shape[0] < a.shape[1]:
+        t = a @ a.T / n + diag_shift * jnp.eye(a.shape[0], dtype=a.dtype)
+        delta = a.T @ jax.scipy.linalg.solve(t, b / n, assume_a="pos")
+    else:
+        s = a.T @ a / n + diag_shift * jnp.eye(a.shape[1], dtype=a.dtype)
+        delta = jax.scipy.linalg.solve(s, a.T @ b / n, assume_a="pos")
     return energy, unravel(delta)
 
 

@@ -1,0 +1,105 @@
+"""One VMC training step: examples/ground_state.py against NetKet's VMC driver.
+
+Both sides do the same work per step on the same model, parameters, sample count and
+optimiser: exact samples of a fast autoregressive network (nqzoo: `nqz.sample`;
+NetKet: `ARDirectSampler`), local energies of the transverse-field Ising model
+(h = 1, periodic), the energy gradient, one optimiser update (adam; the last row uses
+SR + sgd, the example's default, against NetKet's `SR` preconditioner). NetKet's model
+is nqzoo's converted with `to_netket`; its step is `driver.compute_loss_and_update()`
++ `driver.update_parameters(dp)`, i.e. what `driver.run` does per iteration without
+the logging.
+
+Target (issue 5): nqzoo at least 2x faster per step.
+"""
+
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import netket as nk
+import optax
+from _harness import Row
+
+from nqzoo.interop.netket import to_netket
+
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "examples"))
+
+import ground_state  # noqa: E402
+import tfim  # noqa: E402
+
+
+N_SAMPLES = 1024
+LR = 1e-3
+DIAG_SHIFT = 1e-3
+
+
+def _row(lattice: tuple[int, ...], sr: bool = False) -> Row:
+    defaults = ground_state.parse_args([])
+    chain = len(lattice) == 1
+    model, state = ground_state.build_model(
+        lattice,
+        layers=defaults.layers,
+        features=defaults.features,
+        kernel_size=ground_state.default_kernel_size(lattice, defaults.layers),
+        dilation=defaults.dilation,
+        param_dtype=jnp.float64,
+        key=jax.random.key(0),
+    )
+    hamiltonian = tfim.TFIM(lattice=lattice, h=1.0)
+
+    # nqzoo: the example's jitted step; model and optimiser state threaded across calls.
+    optimiser = optax.sgd(LR) if sr else optax.adam(LR)
+    step = tfim.make_train_step(
+        hamiltonian, optimiser, N_SAMPLES, sr_diag_shift=DIAG_SHIFT if sr else None
+    )
+    nq = {"model": model, "opt": tfim.init_optimiser(optimiser, model)}
+    keys = iter(jax.random.split(jax.random.key(1), 10_000))
+
+    def nqzoo_step():
+        nq["model"], nq["opt"], stats = step(nq["model"], state, nq["opt"], next(keys))
+        return stats["energy"]
+
+    # NetKet: the same parameters, Hamiltonian (same bonds) and optimiser.
+    nk_module, variables = to_netket(model)
+    nk_hilbert = nk.hilbert.Spin(s=0.5, N=hamiltonian.n_sites)
+    graph = nk.graph.Graph(edges=[list(b) for b in hamiltonian.bonds])
+    # NetKet's Ising is -h sum sx + J sum sz sz: J = -1 is our ferromagnet.
+    nk_hamiltonian = nk.operator.Ising(nk_hilbert, graph, h=1.0, J=-1.0)
+    vstate = nk.vqs.MCState(
+        nk.sampler.ARDirectSampler(nk_hilbert),
+        nk_module,
+        variables=variables,
+        n_samples=N_SAMPLES,
+        seed=0,
+        sampler_seed=1,
+    )
+    driver = nk.driver.VMC(
+        nk_hamiltonian,
+        optax.sgd(LR) if sr else optax.adam(LR),
+        variational_state=vstate,
+        preconditioner=nk.optimizer.SR(diag_shift=DIAG_SHIFT)
+        if sr
+        else nk.optimizer.identity_preconditioner,
+    )
+
+    def netket_step():
+        dp = driver.compute_loss_and_update()
+        driver.update_parameters(dp)
+        return jax.tree.leaves(vstate.parameters)
+
+    name = ("chain " if chain else "lattice ") + "x".join(map(str, lattice))
+    return Row(
+        f"VMC step{' (SR)' if sr else ''}, TFIM {name}",
+        nqzoo_step,
+        netket_step,
+        note=f"{type(model).__name__} layers={defaults.layers} "
+        f"features={defaults.features} kernel={model.kernel_size}, "
+        f"{N_SAMPLES} samples, {'SR + sgd' if sr else 'adam'}",
+        extra={"target": ">= 2x"},
+    )
+
+
+def rows() -> list[Row]:
+    return [_row((20,)), _row((40,)), _row((6, 6)), _row((20,), sr=True)]
