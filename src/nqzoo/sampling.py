@@ -55,14 +55,15 @@ def _choose(
 
 
 def _sample_chunk_fast(
-    model: AbstractFastARNN, state: eqx.nn.State, keys: Array, return_log_prob: bool
+    model: AbstractFastARNN,
+    state: eqx.nn.State,
+    u: Float[Array, "batch {model.hilbert.size}"],
+    return_log_prob: bool,
 ):
     hilbert = model.hilbert
     n_sites = hilbert.size
-    batch = keys.shape[0]
+    batch = u.shape[0]
     table = jnp.asarray(hilbert.local_states, dtype=hilbert.dtype)
-    # u in (0, 1]; one row of n_sites uniforms per sample, drawn from that sample's own key.
-    u = 1.0 - jax.vmap(lambda k: jax.random.uniform(k, (n_sites,), _uniform_dtype()))(keys)
     # A fresh cache for every chain: all-zero leaves with a leading chain axis.
     cache = jax.tree.map(lambda leaf: jnp.zeros((batch, *jnp.shape(leaf)), leaf.dtype), state)
     x = jnp.full((batch, n_sites), hilbert.local_states[0], dtype=hilbert.dtype)
@@ -84,12 +85,13 @@ def _sample_chunk_fast(
     return x, log_prob
 
 
-def _sample_chunk_slow(model: AbstractARNN, keys: Array, return_log_prob: bool):
+def _sample_chunk_slow(
+    model: AbstractARNN, u: Float[Array, "batch {model.hilbert.size}"], return_log_prob: bool
+):
     hilbert = model.hilbert
     n_sites = hilbert.size
-    batch = keys.shape[0]
+    batch = u.shape[0]
     table = jnp.asarray(hilbert.local_states, dtype=hilbert.dtype)
-    u = 1.0 - jax.vmap(lambda k: jax.random.uniform(k, (n_sites,), _uniform_dtype()))(keys)
     x = jnp.full((batch, n_sites), hilbert.local_states[0], dtype=hilbert.dtype)
 
     def step(carry, xs):
@@ -123,26 +125,30 @@ def _sample_jit(
     # inside a user's jit this simply inlines.
     if state is not None:
 
-        def sample_chunk(keys):
-            return _sample_chunk_fast(model, state, keys, return_log_prob)
+        def sample_chunk(u):
+            return _sample_chunk_fast(model, state, u, return_log_prob)
     else:
 
-        def sample_chunk(keys):
-            return _sample_chunk_slow(model, keys, return_log_prob)
+        def sample_chunk(u):
+            return _sample_chunk_slow(model, u, return_log_prob)
 
-    keys = jax.random.split(key, n_samples)
+    # All the randomness, drawn at once: row s holds the N uniforms of sample s, in (0, 1].
+    # With JAX's (default) partitionable Threefry, entry (s, i) depends only on the key and on
+    # (s, i), so the rows are the same for any chunking or sharding of the sample axis.
+    n_sites = model.hilbert.size
+    u = 1.0 - jax.random.uniform(key, (n_samples, n_sites), _uniform_dtype())
     chunk = n_samples if chunk_size is None else min(chunk_size, n_samples)
     n_chunks = math.ceil(n_samples / chunk)
     if n_chunks == 1:
-        return sample_chunk(keys)
+        return sample_chunk(u)
     n_padded = n_chunks * chunk
-    # Pad with copies of the first keys; the padded samples are dropped below.
-    keys = jnp.concatenate([keys, keys[: n_padded - n_samples]])
+    # Pad with copies of the first rows; the padded samples are dropped below.
+    u = jnp.concatenate([u, u[: n_padded - n_samples]])
     # Sample s = c * n_chunks + j is computed in map iteration j, row c. Every map iteration
     # then touches every contiguous block of the sample axis, so sharding the sample axis
     # shards the work of each iteration instead of serialising the devices.
-    keys = keys.reshape(chunk, n_chunks, *keys.shape[1:]).swapaxes(0, 1)
-    x, log_prob = jax.lax.map(sample_chunk, keys)
+    u = u.reshape(chunk, n_chunks, n_sites).swapaxes(0, 1)
+    x, log_prob = jax.lax.map(sample_chunk, u)
     x = x.swapaxes(0, 1).reshape(n_padded, -1)[:n_samples]
     log_prob = log_prob.swapaxes(0, 1).reshape(n_padded)[:n_samples]
     return x, log_prob
@@ -169,8 +175,9 @@ def sample(
     over chains, each chain with its own all-zero cache); other models recompute
     `conditionals_log_psi` of the partially filled configurations at every step.
 
-    **Reproducibility.** `key` is split into `n_samples` keys, one per sample, and sample `s`
-    uses only the `s`-th key. The samples therefore depend only on `key`, the model and
+    **Reproducibility.** All random numbers are drawn at once,
+    `u = 1 - jax.random.uniform(key, (n_samples, N))`, and sample `s` uses only row `u[s]`
+    (`u[s, i]` for site `i`). The samples therefore depend only on `key`, the model and
     `n_samples`: they are identical for every `chunk_size` and when the computation is sharded
     over devices (see the sampling guide for the sharding recipe).
 
