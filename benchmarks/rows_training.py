@@ -5,9 +5,9 @@ optimiser: exact samples of a fast autoregressive network (nqzoo: `nqz.sample`;
 NetKet: `ARDirectSampler`), local energies of the transverse-field Ising model
 (h = 1, periodic), the energy gradient, one optimiser update (adam; the last row uses
 SR + sgd, the example's default, against NetKet's `SR` preconditioner). NetKet's model
-is nqzoo's converted with `to_netket`; its step is `driver.compute_loss_and_update()`
-+ `driver.update_parameters(dp)`, i.e. what `driver.run` does per iteration without
-the logging.
+is nqzoo's converted with `to_netket`; its step is `driver.reset_step()`,
+`driver.compute_loss_and_update()` and `driver.update_parameters(dp)`, i.e. what
+`driver.run` does per iteration without the logging.
 
 Target (issue 5): nqzoo at least 2x faster per step.
 """
@@ -85,9 +85,12 @@ def _row(lattice: tuple[int, ...], sr: bool = False) -> Row:
     )
 
     def netket_step():
-        dp = driver.compute_loss_and_update()
+        # One iteration of driver.run without callbacks and logging: fresh samples,
+        # energy and gradient (preconditioned), parameter update.
+        driver.reset_step()
+        loss, dp = driver.compute_loss_and_update()
         driver.update_parameters(dp)
-        return jax.tree.leaves(vstate.parameters)
+        return loss.mean, jax.tree.leaves(vstate.parameters)
 
     name = ("chain " if chain else "lattice ") + "x".join(map(str, lattice))
     return Row(

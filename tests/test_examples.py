@@ -8,6 +8,7 @@ import sys
 
 import equinox as eqx
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -186,6 +187,31 @@ def test_gradient_estimator_is_the_exact_gradient(dtype, getkey):
     expected = jax.tree.map(jnp.conj, exact_grad)
     for g, e in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
         np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_samples", [8, 96])  # fewer / more samples than parameters
+def test_natural_gradient_solves_the_sr_equations(n_samples, getkey):
+    n, diag_shift = 5, 1e-2
+    hi = nqz.hilbert.Spin(s=0.5, N=n)
+    model, _ = eqx.nn.make_with_state(nqz.models.FastARNNConv1D)(
+        hi, layers=2, features=3, kernel_size=3, key=getkey()
+    )
+    x = hi.random_state(getkey(), n_samples)
+    e_loc = jax.random.normal(getkey(), (n_samples,))
+    energy, delta = eqx.filter_jit(tfim.natural_gradient)(model, x, e_loc, diag_shift)
+
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    assert 8 < flat.size < 96
+    o = jax.jacfwd(lambda f: eqx.combine(unravel(f), static)(x))(flat)  # (B, P)
+    o = np.asarray(o - o.mean(axis=0))
+    centred = np.asarray(e_loc - e_loc.mean())
+    s = o.T @ o / n_samples + diag_shift * np.eye(flat.size)
+    f = o.T @ centred / n_samples
+    expected = np.linalg.solve(s, f)
+    got = np.asarray(jax.flatten_util.ravel_pytree(delta)[0])
+    assert float(energy) == pytest.approx(float(e_loc.mean()), rel=1e-12)
+    np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
 
 
 # ------------------------------------------------------------------------------------
