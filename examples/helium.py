@@ -11,7 +11,7 @@ Equinox
 module handed to `nk.vqs.MCState` as it is) and once with NetKet's own
 `nk.models.DeepSetRelDistance` obtained from it with `nqzoo.interop.netket.to_netket`.
 
-    python examples/helium.py                      # both models, 150 steps each
+    python examples/helium.py                      # both models, 100 steps each
     python examples/helium.py --model nqzoo --steps 500
 """
 
@@ -156,9 +156,9 @@ def run(
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=["both", "nqzoo", "netket"], default="both")
-    p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--samples", type=int, default=1024)
-    p.add_argument("--eval-samples", type=int, default=8192)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--samples", type=int, default=512)
+    p.add_argument("--eval-samples", type=int, default=4096)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--diag-shift", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
