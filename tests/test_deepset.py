@@ -297,3 +297,15 @@ def test_vectorised_sine_matches_libm():
     ours, libm = np.asarray(jax.jit(_sin)(jnp.asarray(t))), np.sin(t)
     assert np.all(np.abs(ours - libm) <= 2 * np.spacing(np.abs(libm)))
     assert _sin(jnp.asarray(t, jnp.float32)).dtype == jnp.float32
+
+
+def test_no_phi_no_bias_round_trip(getkey):
+    box = nqz.hilbert.Particles(4, (5.0, 6.0))
+    model = DeepSetRelDistance(box, 0, 2, (), 4, cusp_exponent=2, use_bias=False,
+                               pooling=jnp.mean, output_activation=jnp.tanh, key=getkey())
+    model = randomize(model, getkey())
+    assert model.deepset.phi == () and model.deepset.rho[0].bias is None
+    module, variables = interop.to_netket(model)
+    x = box.random_state(getkey(), (3,))
+    assert max_rel_err(_call(model, x), jax.jit(module.apply)(variables, x)) < 1e-12
+    assert tree_allclose(interop.from_netket(module, variables), model, rtol=0)

@@ -30,20 +30,24 @@ def _widths(layers: list[dict]) -> tuple[int, ...]:
 
 def _copy_params(model: DeepSetMLP, phi: list[dict], rho: list[dict]) -> DeepSetMLP:
     """`model` with its dense parameters replaced by NetKet's, every field re-checked."""
-    layers = (*model.phi, *model.rho)
+    n_phi, n_rho = len(model.phi), len(model.rho)
+
+    def layers(m):  # by index: an empty `phi` tuple is not a node `tree_at` can unpack
+        return [m.phi[k] for k in range(n_phi)] + [m.rho[k] for k in range(n_rho)]
+
     nk_layers = (*phi, *rho)
     model = eqx.tree_at(
-        lambda m: [lay.kernel for lay in (*m.phi, *m.rho)],
+        lambda m: [lay.kernel for lay in layers(m)],
         model,
         [jnp.asarray(p["kernel"]) for p in nk_layers],
     )
-    if any(lay.bias is not None for lay in layers):
+    if model.rho[0].bias is not None:
         model = eqx.tree_at(
-            lambda m: [lay.bias for lay in (*m.phi, *m.rho)],
+            lambda m: [lay.bias for lay in layers(m)],
             model,
             [jnp.asarray(p["bias"]) for p in nk_layers],
         )
-    for lay in (*model.phi, *model.rho):
+    for lay in layers(model):
         check_fields(lay)
     check_fields(model)
     return model
