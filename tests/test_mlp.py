@@ -22,11 +22,11 @@ CASES = [
     ("linear", nk.models.MLP()),
     ("real", nk.models.MLP(hidden_dims=(7, 5))),
     ("complex", nk.models.MLP(hidden_dims=(7, 5), param_dtype=jnp.complex128)),
-    ("alpha", nk.models.MLP(hidden_dims_alpha=(1.5,), use_output_bias=True)),
     ("per-layer", nk.models.MLP(hidden_dims=(4, 3), hidden_activations=(LOG_COSH, None),
-                                output_activation=jnp.tanh, use_hidden_bias=False)),
-    ("no-activation", nk.models.MLP(hidden_dims=(5,), hidden_activations=None,
-                                    param_dtype=jnp.complex128)),
+                                output_activation=jnp.tanh, use_hidden_bias=False,
+                                use_output_bias=True)),
+    ("alpha-no-activation", nk.models.MLP(hidden_dims_alpha=(1.5,), hidden_activations=None,
+                                          param_dtype=jnp.complex128)),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -54,7 +54,7 @@ def test_parity_and_round_trip(name, nk_model, getkey):
     assert bool(eqx.tree_equal(from_netket(nk_back, variables, hilbert=HI), model))
 
 
-@pytest.mark.parametrize("name,nk_model", [CASES[1], CASES[2]], ids=IDS[1:3])
+@pytest.mark.parametrize("name,nk_model", [CASES[2]], ids=IDS[2:3])
 def test_single_batch_vmap_and_gradients(name, nk_model, getkey):
     model, params = _pair(nk_model, getkey())
     x = HI.random_state(getkey(), (2, 3))
@@ -65,7 +65,7 @@ def test_single_batch_vmap_and_gradients(name, nk_model, getkey):
     assert max_rel_err(single, batch) <= 1e-14 and max_rel_err(mapped, batch) <= 1e-14
 
     x = x.reshape(6, -1)
-    for part in (jnp.real, jnp.imag) if jnp.iscomplexobj(batch) else (jnp.real,):
+    for part in (lambda z: jnp.real(z) + 0.7 * jnp.imag(z),):
         g_nk = jax.jit(jax.grad(lambda p: part(nk_model.apply({"params": p}, x)).sum()))(params)
         g_nq = eqx.filter_jit(eqx.filter_grad(lambda m: part(m(x)).sum()))(model)
         g_nk = from_netket(nk_model, {"params": g_nk}, hilbert=HI)
@@ -79,16 +79,17 @@ def test_full_sum_state_energy(getkey):
     nk_hi = hilbert_to_netket(HI)
     H = nk.operator.Heisenberg(nk_hi, nk.graph.Chain(HI.size))
     e_nq = nk.vqs.FullSumState(nk_hi, model).expect(H).mean
-    e_nk = nk.vqs.FullSumState(nk_hi, nk_model, variables={"params": params}).expect(H).mean
+    # the exact energy of the NetKet model with the same parameters
+    apply = jax.jit(lambda p, x: nk_model.apply({"params": p}, x))
+    psi = np.exp(np.asarray(apply(params, HI.all_states())))
+    e_nk = np.vdot(psi, H.to_dense() @ psi) / np.vdot(psi, psi)
     assert abs(e_nq - e_nk) <= 1e-10 * max(1.0, abs(e_nk))
-    psi = np.exp(np.asarray(_call(model, HI.all_states())))
-    exact = np.vdot(psi, H.to_dense() @ psi) / np.vdot(psi, psi)
-    assert abs(e_nq - exact) <= 1e-10 * max(1.0, abs(exact))
 
 
 def test_defaults_match_netket(getkey):
     hi = nqz.hilbert.Spin(0.5, 40)
-    model = nqz.models.MLP(hi, hidden_dims=(300,), key=getkey())
+    model = nqz.models.MLP(hi, hidden_dims_alpha=(7.5,), key=getkey())
+    assert model.hidden_dims == (300,)
     hidden, out = model.layers
     assert model.hidden_activations is nqz.nn.gelu and model.output_activation is None
     assert hidden.bias is not None and out.bias is None  # use_output_bias=False
@@ -97,10 +98,6 @@ def test_defaults_match_netket(getkey):
     # lecun_normal: truncated normal with variance 1/fan_in, |w| <= 2 / 0.8796 / sqrt(fan_in)
     assert abs(np.var(kernel) * 40 - 1) < 0.05
     assert np.max(np.abs(kernel)) <= 2 / 0.87962566 / np.sqrt(40) + 1e-12
-    linear = nqz.models.MLP(hi, key=getkey())
-    assert len(linear.layers) == 1 and linear.layers[0].kernel.shape == (40, 1)
-    alpha = nqz.models.MLP(hi, hidden_dims_alpha=(0.5, 2), key=getkey())
-    assert alpha.hidden_dims == (20, 80)
 
 
 def test_int_hidden_dims_is_one_layer(getkey):
@@ -114,7 +111,7 @@ def test_serialise_round_trip(getkey):
     buffer = io.BytesIO()
     eqx.tree_serialise_leaves(buffer, model)
     buffer.seek(0)
-    like = nqz.models.MLP(HI, hidden_dims=(4, 3), param_dtype=complex, key=getkey())
+    like = jax.tree.map(jnp.zeros_like, model)
     assert not bool(eqx.tree_equal(like, model))
     assert bool(eqx.tree_equal(eqx.tree_deserialise_leaves(buffer, like), model))
 

@@ -13,7 +13,7 @@ from ._activations import (
     activations_from_netket,
     activations_to_netket,
 )
-from ._rbm import hilbert_for, with_params
+from ._rbm import hilbert_for, with_params, ZEROS
 from ._registry import register
 
 
@@ -38,6 +38,8 @@ def _mlp_from_netket(module: Any, params: dict, hilbert: Any) -> MLP:
         output_activation=activation_from_netket(module.output_activation),
         use_hidden_bias=module.use_hidden_bias,
         use_output_bias=module.use_output_bias,
+        kernel_init=ZEROS,
+        bias_init=ZEROS,
         key=jax.random.key(0),
     )
     if len(model.layers) != n_layers:

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from .. import hilbert as nqh
 from .._checks import check_fields
 from ..models import RBM, RBMModPhase, RBMMultiVal
+from ..nn import initializers
 from ._activations import activation_from_netket, activation_to_netket
 from ._registry import register
 
@@ -70,6 +71,11 @@ def _key() -> jax.Array:
     return jax.random.key(0)
 
 
+#: Converters build models with this initialiser and then swap NetKet's arrays in (no random
+#: draws, which would compile a sampler for every new shape).
+ZEROS = initializers.zeros
+
+
 # RBM ------------------------------------------------------------------------------------------
 
 
@@ -83,6 +89,9 @@ def _rbm_from_netket(module: Any, params: dict, hilbert: Any) -> RBM:
         use_visible_bias="visible_bias" in params,
         activation=activation_from_netket(module.activation),
         param_dtype=kernel.dtype,
+        kernel_init=ZEROS,
+        hidden_bias_init=ZEROS,
+        visible_bias_init=ZEROS,
         key=_key(),
     )
     return with_params(
@@ -131,6 +140,8 @@ def _modphase_from_netket(module: Any, params: dict, hilbert: Any) -> RBMModPhas
         use_hidden_bias="bias" in mod,
         activation=activation_from_netket(module.activation),
         param_dtype=kernel.dtype,
+        kernel_init=ZEROS,
+        hidden_bias_init=ZEROS,
         key=_key(),
     )
     return with_params(
@@ -190,6 +201,9 @@ def _multival_from_netket(module: Any, params: dict, hilbert: Any) -> RBMMultiVa
         use_visible_bias="visible_bias" in inner,
         activation=activation_from_netket(module.activation),
         param_dtype=kernel.dtype,
+        kernel_init=ZEROS,
+        hidden_bias_init=ZEROS,
+        visible_bias_init=ZEROS,
         key=_key(),
     )
     return with_params(
