@@ -2,15 +2,14 @@
 
 Variational Monte Carlo in a plain `eqx.filter_jit` training step: exact samples from
 `nqz.sample` (FastARNNConv1D on a chain, FastARNNConv2D on a lattice), TFIM local
-energies,
-the energy gradient, adam from optax.
+energies, the energy gradient preconditioned by stochastic reconfiguration (or plain,
+with adam), an optax optimiser.
 
     python examples/ground_state.py                        # chain of 20 sites at h = 1
     python examples/ground_state.py --lattice 4x4 --h 3.0 --plot energy.png
 
 The reusable pieces (Hamiltonian, exact energies, training step) live in `tfim.py`
-beside
-this file.
+beside this file.
 """
 
 import argparse
@@ -47,8 +46,7 @@ def build_model(
     param_dtype,
     key,
 ):
-    """A fast ARNN for the lattice and its cache state: Conv1D on a chain, Conv2D
-    otherwise."""
+    """A fast ARNN and its cache state: Conv1D on a chain, Conv2D on a lattice."""
     hi = nqz.hilbert.Spin(s=0.5, N=int(np.prod(lattice)))
     if len(lattice) == 1:
         return eqx.nn.make_with_state(nqz.models.FastARNNConv1D)(
@@ -123,8 +121,8 @@ def parse_args(argv=None):
     p.add_argument(
         "--chunk-size",
         type=int,
-        default=None,
-        help="samples processed at once in sampling and local energies",
+        default=16,
+        help="samples per chunk of the local energies (0: all at once)",
     )
     p.add_argument(
         "--eval-samples",
@@ -177,7 +175,7 @@ def main(argv=None):
         hamiltonian,
         optimiser,
         args.samples,
-        args.chunk_size,
+        args.chunk_size or None,
         sr_diag_shift=args.diag_shift if sr else None,
     )
 
@@ -203,7 +201,7 @@ def main(argv=None):
     bar.close()
 
     n_eval = args.eval_samples or 8 * args.samples
-    estimate = tfim.make_estimate(hamiltonian, n_eval, args.chunk_size)
+    estimate = tfim.make_estimate(hamiltonian, n_eval, args.chunk_size or None)
     key, eval_key = jax.random.split(key)
     energy, error = map(float, estimate(model, state, eval_key))
     elapsed = time.perf_counter() - start

@@ -1,14 +1,13 @@
 """1D helium-4 with nqzoo's DeepSetRelDistance in NetKet's continuous-space machinery.
 
-NetKet's helium setup: N = 10 atoms on a periodic line at density 0.3 / Å, lengths in
-units
-of the Aziz minimum r_m = 2.9673 Å (so the box is L = N / (0.3 r_m)), the Aziz (HFDHE2)
-pair potential, kinetic energy with mass 1, a DeepSetRelDistance with a two-body cusp of
-exponent 5, Metropolis moves with Gaussian steps, VMC with stochastic reconfiguration.
+NetKet's helium setup: N = 10 atoms on a periodic line at density 0.3 / Å, lengths
+in units of the Aziz minimum r_m = 2.9673 Å (so the box is L = N / (0.3 r_m)), the
+Aziz (HFDHE2) pair potential, kinetic energy with mass 1, a DeepSetRelDistance with a
+two-body cusp of exponent 5, Metropolis moves with Gaussian steps, VMC with stochastic
+reconfiguration.
 
-The same run is made twice from the same parameters: once with the nqzoo model (an
-Equinox
-module handed to `nk.vqs.MCState` as it is) and once with NetKet's own
+The same run is made twice from the same parameters: once with the nqzoo model
+(an Equinox module handed to `nk.vqs.MCState` as it is) and once with NetKet's own
 `nk.models.DeepSetRelDistance` obtained from it with `nqzoo.interop.netket.to_netket`.
 
     python examples/helium.py                      # both models, 100 steps each
@@ -48,8 +47,7 @@ AZIZ = dict(
 
 
 def pair_distances(x: jax.Array, box: float = BOX) -> jax.Array:
-    """Minimum-image distances |x_i - x_j|, i < j, of one configuration of 1D
-    positions."""
+    """Minimum-image distances |x_i - x_j|, i < j, of one 1D configuration."""
     n = x.shape[-1]
     i, j = jnp.triu_indices(n, 1)
     dx = x[i] - x[j]

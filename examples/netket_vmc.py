@@ -1,12 +1,10 @@
 """An nqzoo RBM trained by NetKet: MCState, MetropolisLocal, Heisenberg, VMC with SR.
 
-nqzoo models are Equinox modules with a batched `__call__`, which is all NetKet needs:
-the
-model goes into `nk.vqs.MCState` as it is (NetKet takes its array leaves as the
-parameters).
+nqzoo models are Equinox modules with a batched `__call__`, which is all NetKet
+needs: the model goes into `nk.vqs.MCState` as it is (NetKet takes its array leaves as
+the parameters).
 
-    python examples/netket_vmc.py                 # Heisenberg chain, 16 sites, 300
-    steps
+    python examples/netket_vmc.py               # Heisenberg chain, 16 sites, 300 steps
     python examples/netket_vmc.py --L 10 --steps 100
 """
 
@@ -34,8 +32,7 @@ def build(
     """The Heisenberg chain, an nqzoo RBM in an MCState and NetKet's VMC driver with SR.
 
     **Returns:** `(driver, vstate, hamiltonian, exact)`, `exact` the Lanczos
-    ground-state
-    energy for `L <= 16`, else `None`.
+    ground-state energy for `L <= 16`, else `None`.
     """
     graph = nk.graph.Chain(L, pbc=True)
     # The sampler needs a NetKet Hilbert space; the nqzoo model its nqzoo twin (the same

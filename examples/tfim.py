@@ -5,8 +5,7 @@ The Hamiltonian, with Pauli matrices and periodic boundaries,
 $$H = -J \sum_{\langle ij \rangle} \sigma^z_i \sigma^z_j - h \sum_i \sigma^x_i ,$$
 
 on a chain (`lattice=(L,)`) or a rectangular lattice (`lattice=(L1, L2)`, sites in
-row-major
-order, site = r * L2 + c).
+row-major order, site = r * L2 + c).
 
 This module holds what the script `ground_state.py`, the tests and the benchmarks share:
 
@@ -15,10 +14,8 @@ This module holds what the script `ground_state.py`, the tests and the benchmark
 - [`exact_energy_chain`][] (Jordan-Wigner closed form) and [`exact_energy_lanczos`][]
   (exact diagonalisation with a Lanczos iteration written in JAX);
 - [`energy_and_grad`][] and [`make_train_step`][]: the VMC estimator of the energy and
-  of its
-  gradient for a normalised autoregressive model sampled exactly with `nqz.sample`, and
-  an
-  `eqx.filter_jit` training step with an optax optimiser.
+  of its gradient for a normalised autoregressive model sampled exactly with
+  `nqz.sample`, and an `eqx.filter_jit` training step with an optax optimiser.
 """
 
 import dataclasses
@@ -115,22 +112,24 @@ class TFIM:
         r"""$E_\mathrm{loc}(x) = -J\sum x_i x_j - h \sum_i \psi(x^{(i)})/\psi(x)$.
 
         $x^{(i)}$ is $x$ with spin $i$ flipped. The $N$ flipped configurations of every
-        sample are built at once as an `(B, N, N)` array and evaluated in one batched
-        call of
-        `log_psi` (which must accept any leading batch shape, as nqzoo models do).
+        sample are built at once as a `(B, N, N)` array and evaluated in one batched
+        call of `log_psi` (which must accept any leading batch shape, as nqzoo models
+        do).
 
         **Arguments:**
 
         - `log_psi`: a callable (e.g. an nqzoo model) mapping `(*batch, N)` to
           `(*batch,)`.
         - `x`: configurations `(B, N)` with values ±1.
-        - `chunk_size`: if given, process this many samples at a time (`jax.lax.map`),
-          bounding the memory of the `(B, N, N)` flipped batch. Must divide `B`.
+        - `chunk_size`: if given, process this many samples at a time (`jax.lax.map`;
+          the last chunk is padded), bounding the `(chunk, N, N)` flipped batch. Small
+          chunks (16-64 samples) are also faster on CPU: the intermediates of the
+          network stay in cache.
 
         **Returns:** local energies `(B,)` (complex if `log_psi` is complex).
         """
         x = jnp.asarray(x)
-        n = x.shape[-1]
+        n_samples, n = x.shape
         flip = jnp.asarray(1 - 2 * np.eye(n), dtype=x.dtype)
 
         def chunk(xc):
@@ -139,20 +138,16 @@ class TFIM:
             ratios = jnp.exp(lp_flipped - lp[:, None])
             return self.diagonal(xc) - self.h * jnp.sum(ratios, axis=-1)
 
-        if chunk_size is None or chunk_size >= x.shape[0]:
+        if chunk_size is None or chunk_size >= n_samples:
             return chunk(x)
-        if x.shape[0] % chunk_size:
-            raise ValueError(
-                f"chunk_size={chunk_size} must divide the number of samples "
-                f"{x.shape[0]}."
-            )
-        out = jax.lax.map(chunk, x.reshape(-1, chunk_size, n))
-        return out.reshape(-1)
+        n_chunks = -(-n_samples // chunk_size)
+        padded = jnp.concatenate([x, x[: n_chunks * chunk_size - n_samples]])
+        out = jax.lax.map(chunk, padded.reshape(n_chunks, chunk_size, n))
+        return out.reshape(-1)[:n_samples]
 
     def matvec(self, psi: jax.Array, diag: jax.Array | None = None) -> jax.Array:
         """`H @ psi` on the full `2^N` basis (NetKet's order: site 0 is the most
-        significant
-        digit, local index 0 = spin +1), without building the matrix.
+        significant digit, local index 0 = spin +1), without building the matrix.
 
         `diag` is [`TFIM.diagonal_all`][] (computed here if not given; pass it in under
         `jit` so that XLA does not constant-fold a `2^N` array).
@@ -191,11 +186,10 @@ def exact_energy_chain(n_sites: int, h: float, J: float = 1.0) -> float:
     r"""Ground-state energy of the periodic TFIM chain (Pauli matrices), closed form.
 
     After a Jordan-Wigner transformation the chain is a free-fermion model with mode
-    energies
-    $\Lambda_k = 2\sqrt{J^2 + h^2 - 2Jh\cos k}$. For $J > 0$ the ground state lies in
-    the
-    even-parity sector, where the fermions obey antiperiodic boundary conditions,
-    $k = \pi(2m+1)/N$, $m = 0, \dots, N-1$, and $E_0 = -\tfrac12\sum_k \Lambda_k$.
+    energies $\Lambda_k = 2\sqrt{J^2 + h^2 - 2Jh\cos k}$. For $J > 0$ the ground state
+    lies in the even-parity sector, where the fermions obey antiperiodic boundary
+    conditions, $k = \pi(2m+1)/N$, $m = 0, \dots, N-1$, and $E_0 = -\tfrac12\sum_k
+    \Lambda_k$.
     """
     if J <= 0:
         raise ValueError(
@@ -211,8 +205,7 @@ def exact_energy_lanczos(model: TFIM, n_iter: int = 200, seed: int = 0) -> float
     The Hamiltonian acts on the `2^N` vector through [`TFIM.matvec`][] (no matrix is
     stored); `n_iter` Lanczos steps run in a `jax.lax.scan` (no reorthogonalisation: the
     lowest Ritz value converges long before ghosts matter), then the tridiagonal matrix
-    is
-    diagonalised. Practical up to N = 20 or so (a vector of 2^20 float64 is 8 MB).
+    is diagonalised. Practical up to N = 20 or so (a vector of 2^20 float64 is 8 MB).
     """
     n = model.n_sites
     if n > 24:
@@ -277,11 +270,10 @@ def energy_and_grad(model, x, e_loc, weights=None):
 
     for every real parameter $\theta$. It is the gradient of the surrogate
     $2\,\mathrm{Re}\,\mathbb{E}[\,\mathrm{sg}(E_\mathrm{loc} - E)^*\log\psi_\theta]$,
-    which is
-    what is differentiated here. For a complex parameter $\theta = a + ib$ the descent
-    direction is $\partial_a E + i\,\partial_b E$; `jax.grad` returns its complex
-    conjugate,
-    so complex leaves are conjugated before they are handed to the optimiser.
+    which is what is differentiated here. For a complex parameter $\theta = a + ib$ the
+    descent direction is $\partial_a E + i\,\partial_b E$; `jax.grad` returns its
+    complex conjugate, so complex leaves are conjugated before they are handed to the
+    optimiser.
 
     **Arguments:**
 
@@ -360,8 +352,9 @@ def make_train_step(
     hamiltonian: TFIM,
     optimiser,
     n_samples: int,
-    chunk_size: int | None = None,
+    chunk_size: int | None = 16,
     sr_diag_shift: float | None = None,
+    sample_chunk_size: int | None = None,
 ):
     """An `eqx.filter_jit` VMC step: sample, local energies, gradient, optimiser update.
 
@@ -370,24 +363,24 @@ def make_train_step(
     - `hamiltonian`: the [`TFIM`][].
     - `optimiser`: an optax `GradientTransformation`.
     - `n_samples`: exact samples per step.
-    - `chunk_size`: optional chunk for sampling and local energies (bounds memory).
+    - `chunk_size`: samples per chunk of the local energies (see
+      [`TFIM.local_energy`][]); `None` for one batch.
     - `sr_diag_shift`: if given, the optimiser receives the natural gradient of
       [`natural_gradient`][] (stochastic reconfiguration) with this diagonal shift
-      instead
-      of the plain energy gradient.
+      instead of the plain energy gradient.
+    - `sample_chunk_size`: the `chunk_size` of `nqz.sample` (bounds its memory).
 
-    **Returns:** `step(model, state, opt_state, key) -> (model, opt_state, stats)`,
-    where
+    **Returns:** `step(model, state, opt_state, key) -> (model, opt_state, stats)`;
     `stats` holds the energy, its statistical error and the variance of the local
-    energy.
-    `state` is the model's `eqx.nn.State` (its cache layout; sampling starts every
-    chain from
-    an empty cache, so the state passed in is never modified).
+    energy. `state` is the model's `eqx.nn.State` (its cache layout; sampling starts
+    every chain from an empty cache, so the state passed in is never modified).
     """
 
     @eqx.filter_jit
     def step(model, state, opt_state, key):
-        x = nqz.sample(model, n_samples, key=key, state=state, chunk_size=chunk_size)
+        x = nqz.sample(
+            model, n_samples, key=key, state=state, chunk_size=sample_chunk_size
+        )
         e_loc = hamiltonian.local_energy(model, x, chunk_size=chunk_size)
         if sr_diag_shift is None:
             energy, grads = energy_and_grad(model, x, e_loc)
@@ -407,14 +400,13 @@ def make_train_step(
     return step
 
 
-def make_estimate(hamiltonian: TFIM, n_samples: int, chunk_size: int | None = None):
+def make_estimate(hamiltonian: TFIM, n_samples: int, chunk_size: int | None = 16):
     """A jitted energy estimate `estimate(model, state, key) -> (energy, error)` from
-    fresh
-    exact samples (independent, so the error is sqrt(variance / n_samples))."""
+    fresh exact samples (independent, so the error is sqrt(variance / n_samples))."""
 
     @eqx.filter_jit
     def estimate(model, state, key):
-        x = nqz.sample(model, n_samples, key=key, state=state, chunk_size=chunk_size)
+        x = nqz.sample(model, n_samples, key=key, state=state)
         e_loc = hamiltonian.local_energy(model, x, chunk_size=chunk_size)
         energy = jnp.mean(e_loc).real
         error = jnp.sqrt(jnp.mean(jnp.abs(e_loc - energy) ** 2) / n_samples)

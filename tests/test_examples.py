@@ -1,5 +1,4 @@
-"""The examples: TFIM local energy and exact energies, the training steps, the README
-command."""
+"""The examples: TFIM local and exact energies, training steps, the README command."""
 
 import functools
 import pathlib
