@@ -132,9 +132,9 @@ def _sample_jit(
         def sample_chunk(u):
             return _sample_chunk_slow(model, u, return_log_prob)
 
-    # All the randomness, drawn at once: row s holds the N uniforms of sample s, in (0, 1].
-    # With JAX's (default) partitionable Threefry, entry (s, i) depends only on the key and on
-    # (s, i), so the rows are the same for any chunking or sharding of the sample axis.
+    # All the randomness, drawn once for the whole call (so chunking and sharding cannot change
+    # it): row s holds the N uniforms of sample s, in (0, 1]. With JAX's default partitionable
+    # Threefry, entry (s, i) depends only on the key and (s, i), not on n_samples.
     n_sites = model.hilbert.size
     u = 1.0 - jax.random.uniform(key, (n_samples, n_sites), _uniform_dtype())
     chunk = n_samples if chunk_size is None else min(chunk_size, n_samples)
@@ -193,8 +193,9 @@ def sample(
       `eqx.nn.make_with_state(...)`. Required for fast models (only its structure, shapes and
       dtypes are used: every chain starts from an all-zero cache); ignored for other models.
     - `chunk_size`: if given, at most this many samples are processed at once
-      (`jax.lax.map` over chunks), bounding memory. The last chunk is padded when
-      `chunk_size` does not divide `n_samples`.
+      (`jax.lax.map` over chunks), bounding the memory of caches and activations. The last
+      chunk is padded when `chunk_size` does not divide `n_samples`. (The output and the
+      random numbers, 8 bytes per site and sample, are still allocated for all samples.)
     - `return_log_prob`: also return $\log|\psi(x)|^p = p\,\operatorname{Re}\log\psi(x)$ of
       every sample, accumulated during sampling at no extra cost.
 
