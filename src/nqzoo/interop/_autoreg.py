@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import models as nqm
-from ..nn import _activations as nqa
+from ..nn import _activations as nqa, initializers
 from ._hilbert import hilbert_to_netket
 from ._registry import register
 
@@ -63,6 +63,9 @@ def _from_netket(slow_cls, fast_cls, kind):
             use_bias=module.use_bias,
             param_dtype=kernel.dtype,
             machine_pow=module.machine_pow,
+            # placeholders (replaced by NetKet's parameters below); zeros skip the random init
+            kernel_init=initializers.zeros,
+            bias_init=initializers.zeros,
             key=jax.random.key(0),
         )
         if kind == "conv1d":

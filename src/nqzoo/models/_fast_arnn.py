@@ -278,8 +278,7 @@ class FastARNNConv2D(AbstractFastARNNSequential):
     def __check_init__(self):
         check_fields(self)
 
-    def to_layout(self, h):
-        return h.reshape(*self.lattice_shape, h.shape[-1])
+    to_layout = ARNNConv2D.to_layout  # the slow twin's lattice layout, shared
 
 
 _SLOW_MODEL = {

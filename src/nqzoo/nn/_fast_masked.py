@@ -13,8 +13,8 @@ whatever `index` (a traced integer is fine) and does not grow with the number of
 the convolutions: the caches are ring buffers written with `dynamic_update_slice` and read
 with one `dynamic_slice`; nothing is shifted or copied.
 
-Ring buffers are stored twice (`[ring, ring]`, each write goes to both copies) so that any
-window of consecutive ring slots is one contiguous slice.
+The 1D ring buffer is stored twice (`[ring, ring]`, each write goes to both copies) so that
+the window is one contiguous slice; the 2D one is read with one slice per kernel row.
 """
 
 import equinox as eqx
@@ -221,9 +221,10 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
 class FastMaskedConv2D(AbstractMaskedConv2D):
     """[`nqzoo.nn.MaskedConv2D`][] with a ring buffer of the last lattice rows.
 
-    The ring holds `R = (kh - 1) dh + 1` padded rows of width `cols + (kw // 2 + (kw - 1) // 2) dw`,
-    stored twice: `(2 R, width, F_in)`. The current row's slot still holds a stale row at the
-    columns not yet written, but exactly those are removed by the mask.
+    The ring holds the last `R = (kh - 1) dh + 1` lattice rows, padded:
+    `(R, cols + (kw // 2 + (kw - 1) // 2) dw, F_in)`, NetKet's cache plus the padding columns.
+    The current row's slot still holds a stale row at the columns not yet written, but
+    exactly those are removed by the mask.
     """
 
     kernel: Inexact[
@@ -274,7 +275,7 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         width = self.lattice_shape[1] + left + right
         self.cache = eqx.nn.StateIndex(
             jnp.zeros(
-                (2 * self.receptive_field[0], width, self.in_features),
+                (self.receptive_field[0], width, self.in_features),
                 self.kernel.dtype,
             )
         )
@@ -305,7 +306,7 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         cache = state.get(self.cache)
         cols = self.lattice_shape[1]
         ring, width = self.receptive_field
-        top, left, _ = self.padding
+        _, left, _ = self.padding
         index = jnp.asarray(index)
         site = index - int(self.exclusive)
         inputs = jnp.where(site >= 0, jnp.asarray(inputs), 0).astype(cache.dtype)
@@ -314,10 +315,16 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         zero = jnp.zeros((), slot.dtype)
         update = inputs[None, None]
         cache = jax.lax.dynamic_update_slice(cache, update, (slot, site_col + left, zero))
-        cache = jax.lax.dynamic_update_slice(cache, update, (slot + ring, site_col + left, zero))
         row, col = jnp.floor_divide(index, cols), jnp.mod(index, cols)
-        start = jnp.mod(row - top, ring)
-        window = jax.lax.dynamic_slice(cache, (start, col, zero), (ring, width, self.in_features))
-        dh, dw = self.kernel_dilation
-        taps = window[::dh, ::dw]
+        (kh, _), (dh, dw) = self.kernel_size, self.kernel_dilation
+        # one slice per kernel row (the rows of the window wrap around the ring)
+        rows = [
+            jax.lax.dynamic_slice(
+                cache,
+                (jnp.mod(row - (kh - 1 - p) * dh, ring), col, zero),
+                (1, width, self.in_features),
+            )
+            for p in range(kh)
+        ]
+        taps = jnp.concatenate(rows, axis=0)[:, ::dw]
         return self.contract(taps), state.set(self.cache, cache)
