@@ -121,7 +121,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--chunk-size",
         type=int,
-        default=16,
+        default=8,
         help="samples per chunk of the local energies (0: all at once)",
     )
     p.add_argument(

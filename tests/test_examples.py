@@ -173,19 +173,21 @@ def test_gradient_estimator_is_the_exact_gradient(dtype, getkey):
         return (jnp.vdot(psi, H @ psi) / jnp.vdot(psi, psi)).real
 
     @eqx.filter_jit
-    def estimator(m):
+    def estimator(m, chunk_size):
         weights = jnp.exp(2 * m(x).real)
         e_loc = hamiltonian.local_energy(m, x)
-        return tfim.energy_and_grad(m, x, e_loc, weights=weights)
+        return tfim.energy_and_grad(m, x, e_loc, weights=weights, chunk_size=chunk_size)
 
-    energy, grads = estimator(model)
+    energy, grads = estimator(model, None)
+    _, grads_chunked = estimator(model, 7)  # 32 states: the last chunk is padded
     exact, exact_grad = eqx.filter_jit(eqx.filter_value_and_grad(exact_energy))(model)
     assert energy.real == pytest.approx(float(exact), rel=1e-12)
     # Descent direction for a complex parameter a + ib is dE/da + i dE/db =
     # conj(jax.grad).
     expected = jax.tree.map(jnp.conj, exact_grad)
-    for g, e in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
+    for g, gc, e in zip(*map(jax.tree.leaves, (grads, grads_chunked, expected))):
         np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(gc), np.asarray(e), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("n_samples", [8, 96])  # fewer / more samples than parameters
@@ -197,7 +199,9 @@ def test_natural_gradient_solves_the_sr_equations(n_samples, getkey):
     )
     x = hi.random_state(getkey(), n_samples)
     e_loc = jax.random.normal(getkey(), (n_samples,))
-    energy, delta = eqx.filter_jit(tfim.natural_gradient)(model, x, e_loc, diag_shift)
+    natural_gradient = eqx.filter_jit(tfim.natural_gradient)
+    energy, delta = natural_gradient(model, x, e_loc, diag_shift)
+    _, delta_chunked = natural_gradient(model, x, e_loc, diag_shift, chunk_size=5)
 
     params, static = eqx.partition(model, eqx.is_inexact_array)
     flat, unravel = jax.flatten_util.ravel_pytree(params)
@@ -208,9 +212,10 @@ def test_natural_gradient_solves_the_sr_equations(n_samples, getkey):
     s = o.T @ o / n_samples + diag_shift * np.eye(flat.size)
     f = o.T @ centred / n_samples
     expected = np.linalg.solve(s, f)
-    got = np.asarray(jax.flatten_util.ravel_pytree(delta)[0])
     assert float(energy) == pytest.approx(float(e_loc.mean()), rel=1e-12)
-    np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
+    for d in (delta, delta_chunked):
+        got = np.asarray(jax.flatten_util.ravel_pytree(d)[0])
+        np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
 
 
 # ------------------------------------------------------------------------------------
