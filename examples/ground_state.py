@@ -80,9 +80,7 @@ def default_kernel_size(lattice: tuple[int, ...], layers: int) -> int:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--lattice", default="20", help="'L' for a chain, 'L1xL2' for a lattice"
-    )
+    p.add_argument("--lattice", default="20", help="'L' for a chain, 'L1xL2' for a lattice")
     p.add_argument("--h", type=float, default=1.0, help="transverse field (J = 1)")
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--samples", type=int, default=512, help="exact samples per step")
@@ -130,9 +128,7 @@ def parse_args(argv=None):
         default=None,
         help="fresh samples for the final energy (default: 8 x --samples)",
     )
-    p.add_argument(
-        "--plot", default=None, metavar="PATH", help="write energy vs step (PNG)"
-    )
+    p.add_argument("--plot", default=None, metavar="PATH", help="write energy vs step (PNG)")
     p.add_argument(
         "--save",
         default=None,
@@ -179,9 +175,7 @@ def main(argv=None):
         sr_diag_shift=args.diag_shift if sr else None,
     )
 
-    n_params = sum(
-        x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
-    )
+    n_params = sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array)))
     name = "x".join(map(str, lattice))
     print(
         f"TFIM on a periodic {'chain' if chain else 'lattice'} {name} "
@@ -220,7 +214,8 @@ def main(argv=None):
         eqx.tree_serialise_leaves(args.save, model)
         print(f"saved the model to {args.save}")
     if args.plot:
-        plot(args.plot, history, exact, title=f"TFIM {name}, h={args.h}")
+        kind = "chain" if chain else "lattice"
+        plot(args.plot, history, exact, title=f"TFIM {kind} {name}, h={args.h}")
         print(f"wrote {args.plot}")
     return energy, error, exact
 

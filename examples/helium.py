@@ -104,9 +104,9 @@ def build(
     nk_module, variables = to_netket(model)
     hilbert = nk_module.hilbert  # NetKet's Particle space equal to model.hilbert
     sampler = nk.sampler.MetropolisGaussian(hilbert, sigma=0.05, n_chains=n_chains)
-    hamiltonian = nk.operator.KineticEnergy(
-        hilbert, mass=1.0
-    ) + nk.operator.PotentialEnergy(hilbert, potential_energy)
+    hamiltonian = nk.operator.KineticEnergy(hilbert, mass=1.0) + nk.operator.PotentialEnergy(
+        hilbert, potential_energy
+    )
     common = dict(
         n_samples=n_samples,
         n_discard_per_chain=n_discard,

@@ -42,9 +42,7 @@ def build(
     # ground
     # state is positive and a real RBM can represent it.
     hamiltonian = nk.operator.Heisenberg(nk_hilbert, graph)
-    model = nqz.models.RBM(
-        nqz.hilbert.Spin(s=0.5, N=L), alpha=alpha, key=jax.random.key(seed)
-    )
+    model = nqz.models.RBM(nqz.hilbert.Spin(s=0.5, N=L), alpha=alpha, key=jax.random.key(seed))
     sampler = nk.sampler.MetropolisLocal(nk_hilbert, n_chains=16)
     vstate = nk.vqs.MCState(
         sampler,

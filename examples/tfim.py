@@ -106,9 +106,7 @@ class TFIM:
         xf = jnp.asarray(x, dtype=jnp.result_type(float))
         return -self.J * jnp.sum(xf[..., bonds[:, 0]] * xf[..., bonds[:, 1]], axis=-1)
 
-    def local_energy(
-        self, log_psi, x: jax.Array, chunk_size: int | None = None
-    ) -> jax.Array:
+    def local_energy(self, log_psi, x: jax.Array, chunk_size: int | None = None) -> jax.Array:
         r"""$E_\mathrm{loc}(x) = -J\sum x_i x_j - h \sum_i \psi(x^{(i)})/\psi(x)$.
 
         $x^{(i)}$ is $x$ with spin $i$ flipped. The $N$ flipped configurations of every
@@ -192,9 +190,7 @@ def exact_energy_chain(n_sites: int, h: float, J: float = 1.0) -> float:
     \Lambda_k$.
     """
     if J <= 0:
-        raise ValueError(
-            f"exact_energy_chain assumes a ferromagnetic J > 0, got J={J!r}."
-        )
+        raise ValueError(f"exact_energy_chain assumes a ferromagnetic J > 0, got J={J!r}.")
     k = np.pi * (2 * np.arange(n_sites) + 1) / n_sites
     return float(-np.sum(np.sqrt(J**2 + h**2 - 2 * J * h * np.cos(k))))
 
@@ -409,9 +405,7 @@ def make_train_step(
 
     @eqx.filter_jit
     def step(model, state, opt_state, key):
-        x = nqz.sample(
-            model, n_samples, key=key, state=state, chunk_size=sample_chunk_size
-        )
+        x = nqz.sample(model, n_samples, key=key, state=state, chunk_size=sample_chunk_size)
         e_loc = hamiltonian.local_energy(model, x, chunk_size=chunk_size)
         if sr_diag_shift is None:
             energy, grads = energy_and_grad(model, x, e_loc, chunk_size=grad_chunk_size)

@@ -87,9 +87,7 @@ def test_lanczos_matches_dense_on_lattices(lattice):
     h = 1.7
     model = tfim.TFIM(lattice=lattice, h=h)
     assert sorted(model.bonds) == _lattice_neighbours(*lattice)
-    dense = np.linalg.eigvalsh(
-        _dense_tfim(model.n_sites, _lattice_neighbours(*lattice), h)
-    )[0]
+    dense = np.linalg.eigvalsh(_dense_tfim(model.n_sites, _lattice_neighbours(*lattice), h))[0]
     assert abs(tfim.exact_energy_lanczos(model) - dense) < 1e-9 * abs(dense)
     assert tfim.exact_energy(model) == pytest.approx(dense, rel=1e-9)
 
@@ -125,9 +123,7 @@ def test_local_energy_matches_dense(lattice, neighbours, getkey):
     H = _dense_tfim(n, neighbours, h)
     # A random complex wave function given as a table over the 2^n configurations.
     k1, k2 = jax.random.split(getkey())
-    table = (
-        0.5 * jax.random.normal(k1, (2**n,)) + 1j * jax.random.uniform(k2, (2**n,)) * 6
-    )
+    table = 0.5 * jax.random.normal(k1, (2**n,)) + 1j * jax.random.uniform(k2, (2**n,)) * 6
 
     def log_psi(x):
         bits = (1 - jnp.asarray(x, jnp.int32)) // 2
@@ -247,9 +243,7 @@ def test_ground_state_training_lowers_energy(sr_diag_shift):
 
     optimiser = optax.adam(2e-2) if sr_diag_shift is None else optax.sgd(0.1)
     opt_state = tfim.init_optimiser(optimiser, model)
-    step = tfim.make_train_step(
-        hamiltonian, optimiser, 256, sr_diag_shift=sr_diag_shift
-    )
+    step = tfim.make_train_step(hamiltonian, optimiser, 256, sr_diag_shift=sr_diag_shift)
     before = exact_energy(model)
     key = jax.random.key(2)
     for _ in range(25):
