@@ -103,3 +103,12 @@ def test_initializers_equal_jax(dtype):
     bound = 2 / (0.87962566 if dtype == jnp.float64 else 0.95311164) / np.sqrt(400)
     assert np.abs(w).max() <= bound * (1 + 1e-12)
     assert abs(np.mean(np.abs(w) ** 2) * 400 - 1) < 0.03
+
+
+def test_log_cosh_complex_huge_imaginary_part():
+    """Beyond the polynomial path's argument reduction (|Im z| > 8e5) XLA's tan/atan take over."""
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=1000) + 1j * rng.uniform(1e6, 1e8, size=1000)
+    out, expected = np.asarray(nq_log_cosh(z)), np.asarray(nk_log_cosh(z))
+    assert np.all(np.isfinite(out))
+    assert np.max(np.abs(out - expected) / np.abs(expected)) <= 1e-12
