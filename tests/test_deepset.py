@@ -102,11 +102,18 @@ def test_param_tree_matches_netket(getkey):
     inner = variables["params"]["deepset"]["DeepSetMLP_0"]
     assert variables["params"]["cusp"].shape == (1,)
     assert [inner["ds_phi"][f"Dense_{k}"]["kernel"].shape for k in range(2)] == [(2, 8), (8, 9)]
-    assert [inner["ds_rho"][f"Dense_{k}"]["bias"].shape for k in range(4)] == [(7,), (6,), (1,),
-                                                                               (1,)]
+    assert [inner["ds_rho"][f"Dense_{k}"]["bias"].shape for k in range(4)] == [
+        (7,),
+        (6,),
+        (1,),
+        (1,),
+    ]
     # rho has layers_rho + 1 layers: the extra 1 -> 1 layer is NetKet's quirk.
     assert [(lay.in_features, lay.out_features) for lay in model.deepset.rho] == [
-        (9, 7), (7, 6), (6, 1), (1, 1)
+        (9, 7),
+        (7, 6),
+        (6, 1),
+        (1, 1),
     ]
     # The cusp parameter exists even without a cusp, initialised to 1.
     plain = DeepSetRelDistance(box, 2, 3, 8, 7, key=getkey())
@@ -255,8 +262,9 @@ def test_coincident_particles(getkey):
 def test_bad_hyperparameters(getkey):
     box = nqz.hilbert.Particles(3, (5.0, 5.0))
     with pytest.raises(ValueError, match="periodic"):
-        DeepSetRelDistance(nqz.hilbert.Particles(3, (5.0, 5.0), pbc=(True, False)), **LAYERS,
-                           key=getkey())
+        DeepSetRelDistance(
+            nqz.hilbert.Particles(3, (5.0, 5.0), pbc=(True, False)), **LAYERS, key=getkey()
+        )
     with pytest.raises(ValueError, match="features_phi.*layers_phi=3"):
         DeepSetRelDistance(box, 3, 3, (6, 7), (5, 4, 1), key=getkey())
     with pytest.raises(ValueError, match="features_rho.*layers_rho=2"):
@@ -288,12 +296,14 @@ def test_vectorised_sine_matches_libm():
 
     rng = np.random.default_rng(0)
     k = rng.integers(-1000, 1000, 2000)
-    t = np.concatenate([
-        rng.uniform(-1e-6, 1e-6, 2000),
-        rng.uniform(-4 * np.pi, 4 * np.pi, 2000),
-        rng.uniform(-1e4, 1e4, 2000),
-        k * np.pi + rng.uniform(-1e-9, 1e-9, 2000),  # near the zeros
-    ])
+    t = np.concatenate(
+        [
+            rng.uniform(-1e-6, 1e-6, 2000),
+            rng.uniform(-4 * np.pi, 4 * np.pi, 2000),
+            rng.uniform(-1e4, 1e4, 2000),
+            k * np.pi + rng.uniform(-1e-9, 1e-9, 2000),  # near the zeros
+        ]
+    )
     ours, libm = np.asarray(jax.jit(_sin)(jnp.asarray(t))), np.sin(t)
     assert np.all(np.abs(ours - libm) <= 2 * np.spacing(np.abs(libm)))
     assert _sin(jnp.asarray(t, jnp.float32)).dtype == jnp.float32
@@ -301,8 +311,18 @@ def test_vectorised_sine_matches_libm():
 
 def test_no_phi_no_bias_round_trip(getkey):
     box = nqz.hilbert.Particles(4, (5.0, 6.0))
-    model = DeepSetRelDistance(box, 0, 2, (), 4, cusp_exponent=2, use_bias=False,
-                               pooling=jnp.mean, output_activation=jnp.tanh, key=getkey())
+    model = DeepSetRelDistance(
+        box,
+        0,
+        2,
+        (),
+        4,
+        cusp_exponent=2,
+        use_bias=False,
+        pooling=jnp.mean,
+        output_activation=jnp.tanh,
+        key=getkey(),
+    )
     model = randomize(model, getkey())
     assert model.deepset.phi == () and model.deepset.rho[0].bias is None
     module, variables = interop.to_netket(model)

@@ -44,9 +44,7 @@ def _widths(features: object, argname: str) -> tuple[int, ...]:
 
 def _count(value: object, argname: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(
-            f"{argname} must be an integer >= {minimum}, got {argname}={value!r}."
-        )
+        raise ValueError(f"{argname} must be an integer >= {minimum}, got {argname}={value!r}.")
     return int(value)
 
 
@@ -156,9 +154,15 @@ class DeepSetMLP(eqx.Module):
 
     def __check_init__(self):
         check_fields(self)
-        widths = [self.in_features] + [
-            w for layer in (*self.phi, *self.rho) for w in (layer.in_features, layer.out_features)
-        ] + [1]
+        widths = (
+            [self.in_features]
+            + [
+                w
+                for layer in (*self.phi, *self.rho)
+                for w in (layer.in_features, layer.out_features)
+            ]
+            + [1]
+        )
         chained = all(a == b for a, b in zip(widths[::2], widths[1::2]))
         if not self.rho or not chained:
             raise ValueError(
