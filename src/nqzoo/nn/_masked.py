@@ -108,7 +108,7 @@ class AbstractMaskedDense1D(eqx.Module):
         column = jax.lax.dynamic_index_in_dim(self.kernel4(), index, axis=2, keepdims=False)
         allowed = dense_mask(self.n_sites, self.exclusive, jnp.arange(self.n_sites), index)
         column = jnp.where(allowed[:, None, None], column, 0)
-        out = jnp.einsum("ia,iao->o", _promote(inputs, column), column)
+        out = _promote(inputs, column).reshape(-1) @ column.reshape(-1, self.out_features)
         if self.bias is not None:
             out = out + jax.lax.dynamic_index_in_dim(self.bias, index, axis=0, keepdims=False)
         return out
@@ -260,7 +260,8 @@ class AbstractMaskedConv1D(eqx.Module):
     ) -> Inexact[Array, "*sites {self.out_features}"]:
         """`y = sum_m taps[m] @ W[m] + b`; `taps[m]` is the input at site `j - o - d (K'-1-m)`."""
         taps = _promote(taps, self.kernel)
-        out = jnp.einsum("...ma,mao->...o", taps, self.kernel)
+        # one matrix product over (tap, feature): (..., K' F_in) @ (K' F_in, F_out)
+        out = taps.reshape(*taps.shape[:-2], -1) @ self.kernel.reshape(-1, self.out_features)
         if self.bias is not None:
             out = out + self.bias
         return out
@@ -425,7 +426,8 @@ class AbstractMaskedConv2D(eqx.Module):
         mask = conv2d_mask(self.kernel_size, self.exclusive)
         kernel = jnp.where(mask[:, :, None, None] > 0, self.kernel, 0)
         taps = _promote(taps, kernel)
-        out = jnp.einsum("...pqa,pqao->...o", taps, kernel)
+        # one matrix product over (row, column, feature): (..., kh kw F_in) @ (kh kw F_in, F_out)
+        out = taps.reshape(*taps.shape[:-3], -1) @ kernel.reshape(-1, self.out_features)
         if self.bias is not None:
             out = out + self.bias
         return out
