@@ -36,6 +36,8 @@ def test_wrong_input_width(name, getkey):
                                         r"(.|\n)*\{self\.hilbert\.size\}") as info:
         model(jnp.ones((3, 5)))
     assert isinstance(info.value, TypeError)
+    # The message also states the size the axis expects.
+    assert "self.hilbert.size=6" in str(info.value)
 
 
 @pytest.mark.parametrize("bad", ["abc", [[1, -1, 1, -1, 1, -1]], None, 3.0])
