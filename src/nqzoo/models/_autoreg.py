@@ -96,7 +96,14 @@ class AbstractARNN(eqx.Module):
     def conditionals(
         self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Float[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
-        """Conditional probabilities `|ψ_i(k | x_<i)|^machine_pow`, shape `(*batch, N, local_size)`."""
+        """Conditional probabilities `|ψ_i(k | x_<i)|^machine_pow`.
+
+        **Arguments:**
+
+        - `x`: configurations `(*batch, N)` of local values.
+
+        **Returns:** `(*batch, N, local_size)`; each row sums to 1.
+        """
         return jnp.exp(self.machine_pow * self.conditionals_log_psi(x).real)
 
     def __call__(
