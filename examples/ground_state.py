@@ -119,8 +119,8 @@ def parse_args(argv=None):
     p.add_argument(
         "--chunk-size",
         type=int,
-        default=8,
-        help="samples per chunk of the local energies (0: all at once)",
+        default=None,
+        help="samples per chunk of the local energies (default: max(1, 160 // N); 0: all at once)",
     )
     p.add_argument(
         "--eval-samples",
@@ -171,7 +171,7 @@ def main(argv=None):
         hamiltonian,
         optimiser,
         args.samples,
-        args.chunk_size or None,
+        "auto" if args.chunk_size is None else args.chunk_size or None,
         sr_diag_shift=args.diag_shift if sr else None,
     )
 
@@ -195,7 +195,9 @@ def main(argv=None):
     bar.close()
 
     n_eval = args.eval_samples or 8 * args.samples
-    estimate = tfim.make_estimate(hamiltonian, n_eval, args.chunk_size or None)
+    estimate = tfim.make_estimate(
+        hamiltonian, n_eval, "auto" if args.chunk_size is None else args.chunk_size or None
+    )
     key, eval_key = jax.random.split(key)
     energy, error = map(float, estimate(model, state, eval_key))
     elapsed = time.perf_counter() - start

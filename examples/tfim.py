@@ -377,7 +377,7 @@ def make_train_step(
     hamiltonian: TFIM,
     optimiser,
     n_samples: int,
-    chunk_size: int | None = 8,
+    chunk_size: int | str | None = "auto",
     sr_diag_shift: float | None = None,
     sample_chunk_size: int | None = None,
     grad_chunk_size: int | None = 64,
@@ -390,7 +390,8 @@ def make_train_step(
     - `optimiser`: an optax `GradientTransformation`.
     - `n_samples`: exact samples per step.
     - `chunk_size`: samples per chunk of the local energies (see
-      [`TFIM.local_energy`][]); `None` for one batch.
+      [`TFIM.local_energy`][]); `None` for one batch; `"auto"` keeps about 160 flipped
+      configurations per chunk (`max(1, 160 // N)` samples), the fastest on CPU.
     - `sr_diag_shift`: if given, the optimiser receives the natural gradient of
       [`natural_gradient`][] (stochastic reconfiguration) with this diagonal shift
       instead of the plain energy gradient.
@@ -402,6 +403,8 @@ def make_train_step(
     energy. `state` is the model's `eqx.nn.State` (its cache layout; sampling starts
     every chain from an empty cache, so the state passed in is never modified).
     """
+
+    chunk_size = auto_chunk_size(hamiltonian, chunk_size)
 
     @eqx.filter_jit
     def step(model, state, opt_state, key):
@@ -427,9 +430,18 @@ def make_train_step(
     return step
 
 
-def make_estimate(hamiltonian: TFIM, n_samples: int, chunk_size: int | None = 8):
+def auto_chunk_size(hamiltonian: TFIM, chunk_size: int | str | None) -> int | None:
+    """`"auto"` -> `max(1, 160 // N)` samples per local-energy chunk; else unchanged."""
+    if chunk_size == "auto":
+        return max(1, 160 // hamiltonian.n_sites)
+    return chunk_size
+
+
+def make_estimate(hamiltonian: TFIM, n_samples: int, chunk_size: int | str | None = "auto"):
     """A jitted energy estimate `estimate(model, state, key) -> (energy, error)` from
     fresh exact samples (independent, so the error is sqrt(variance / n_samples))."""
+
+    chunk_size = auto_chunk_size(hamiltonian, chunk_size)
 
     @eqx.filter_jit
     def estimate(model, state, key):
