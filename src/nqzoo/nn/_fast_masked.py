@@ -13,8 +13,8 @@ whatever `index` (a traced integer is fine) and does not grow with the number of
 the convolutions: the caches are ring buffers written with `dynamic_update_slice` and read
 with one `dynamic_slice`; nothing is shifted or copied.
 
-The 1D ring buffer is stored twice (`[ring, ring]`, each write goes to both copies) so that
-the window is one contiguous slice; the 2D one is read with one slice per kernel row.
+A step writes one site with `dynamic_update_slice` and reads one small slice per kernel tap
+(1D) or kernel row (2D), at ring positions taken modulo the ring size.
 """
 
 import equinox as eqx
@@ -34,14 +34,6 @@ from ._masked import (
     AbstractMaskedConv2D,
     AbstractMaskedDense1D,
 )
-
-
-def _ring_write(cache: Array, value: Array, slot, ring: int) -> Array:
-    """Write `value` (the trailing dims of one slot) at `slot` in both copies of the ring."""
-    value = value.astype(cache.dtype)[None]
-    zeros = (0,) * (cache.ndim - 1)
-    cache = jax.lax.dynamic_update_slice(cache, value, (slot, *zeros))
-    return jax.lax.dynamic_update_slice(cache, value, (slot + ring, *zeros))
 
 
 def _check_state(state: object) -> eqx.nn.State:
@@ -133,7 +125,7 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
     """[`nqzoo.nn.MaskedConv1D`][] with a ring buffer of the last inputs.
 
     The ring holds `C = d (K - 1)` sites (exclusive) or `d (K - 1) + 1` (otherwise), NetKet's
-    cache size, stored twice: `(2 C, F_in)`.
+    cache size: `(C, F_in)`.
     """
 
     kernel: Inexact[Array, "{self.n_taps} {self.in_features} {self.out_features}"]
@@ -174,7 +166,7 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
             key,
         )
         self.cache = eqx.nn.StateIndex(
-            jnp.zeros((2 * self.ring_size, self.in_features), self.kernel.dtype)
+            jnp.zeros((self.ring_size, self.in_features), self.kernel.dtype)
         )
 
     def __check_init__(self):
@@ -208,13 +200,19 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
         index = jnp.asarray(index)
         site = index - int(self.exclusive)
         inputs = jnp.where(site >= 0, jnp.asarray(inputs), 0)
-        cache = _ring_write(cache, inputs, jnp.mod(site, ring), ring)
-        if self.n_taps == 0:
-            taps = jnp.zeros((0, self.in_features), cache.dtype)
-        else:
-            start = jnp.mod(index - self.offset - self.kernel_dilation * (self.n_taps - 1), ring)
-            window = jax.lax.dynamic_slice(cache, (start, 0), (self.span, self.in_features))
-            taps = window[:: self.kernel_dilation]
+        cache = jax.lax.dynamic_update_slice(
+            cache, inputs.astype(cache.dtype)[None], (jnp.mod(site, ring), 0)
+        )
+        d, taps = self.kernel_dilation, self.n_taps
+        rows = [
+            jax.lax.dynamic_slice(
+                cache,
+                (jnp.mod(index - self.offset - d * (taps - 1 - m), ring), 0),
+                (1, self.in_features),
+            )
+            for m in range(taps)
+        ]
+        taps = jnp.concatenate(rows, 0) if rows else jnp.zeros((0, self.in_features), cache.dtype)
         return self.contract(taps), state.set(self.cache, cache)
 
 
