@@ -120,7 +120,7 @@ def parse_args(argv=None):
         "--chunk-size",
         type=int,
         default=None,
-        help="samples per chunk of the local energies (default: max(1, 160 // N); 0: all at once)",
+        help="samples per chunk of the local energies (default: max(1, 2**18 // N**3); 0: all)",
     )
     p.add_argument(
         "--eval-samples",
