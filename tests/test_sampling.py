@@ -365,7 +365,7 @@ _SHARDING_SCRIPT = textwrap.dedent(
     from test_sampling import SPACES, _toy
 
     assert len(jax.devices()) == 4
-    mesh = jax.make_mesh((4,), ("samples",))
+    mesh = jax.make_mesh((4,), ("samples",), axis_types=(jax.sharding.AxisType.Auto,))
     sharding = NamedSharding(mesh, P("samples"))
     key = jax.random.key(42)
     for fast, chunk_size in [(False, None), (True, 12)]:
