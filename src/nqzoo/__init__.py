@@ -12,12 +12,12 @@ import importlib.metadata
 
 import jaxtyping as _jaxtyping
 
+# The checker itself is imported before the hook, so it is not checked.
+from . import _typecheck as _typecheck
+
 
 # Installed for the lifetime of the process (not as a context manager) so that submodules
 # imported later, such as `nqzoo.interop.netket`, are checked too.
-from . import _typecheck  # noqa: E402  (imported before the hook: the checker itself)
-
-
 _jaxtyping.install_import_hook("nqzoo", "nqzoo._typecheck.typechecker")
 
 from . import hilbert as hilbert, models as models, nn as nn  # noqa: E402

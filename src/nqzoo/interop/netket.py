@@ -14,10 +14,12 @@ Requires the optional `netket` extra (`pip install "nqzoo[netket]"`).
 
 from typing import Any
 
-from . import _mlp, _rbm  # noqa: F401  (registers converters)
-from . import _deepset  # noqa: F401  (registers converters)
-from . import _autoreg  # noqa: F401  (registers converters)
-from ._hilbert import hilbert_from_netket as hilbert_from_netket, hilbert_to_netket as hilbert_to_netket
+# Importing the family modules registers their converters.
+from . import _autoreg, _deepset, _mlp, _rbm  # noqa: F401
+from ._hilbert import (
+    hilbert_from_netket as hilbert_from_netket,
+    hilbert_to_netket as hilbert_to_netket,
+)
 from ._registry import FROM_NETKET, TO_NETKET
 
 

@@ -1,22 +1,22 @@
 """Neural-network quantum states."""
 
-from ._rbm import RBM as RBM, RBMModPhase as RBMModPhase, RBMMultiVal as RBMMultiVal
-from ._mlp import MLP as MLP
-from ._deepset import DeepSetMLP as DeepSetMLP, DeepSetRelDistance as DeepSetRelDistance
-from ._autoreg import (
-    AbstractARNN as AbstractARNN,
-    AbstractFastARNN as AbstractFastARNN,
-    normalize_log_conditionals as normalize_log_conditionals,
-)
 from ._arnn import (
     AbstractARNNSequential as AbstractARNNSequential,
     ARNNConv1D as ARNNConv1D,
     ARNNConv2D as ARNNConv2D,
     ARNNDense as ARNNDense,
 )
+from ._autoreg import (
+    AbstractARNN as AbstractARNN,
+    AbstractFastARNN as AbstractFastARNN,
+    normalize_log_conditionals as normalize_log_conditionals,
+)
+from ._deepset import DeepSetMLP as DeepSetMLP, DeepSetRelDistance as DeepSetRelDistance
 from ._fast_arnn import (
     AbstractFastARNNSequential as AbstractFastARNNSequential,
     FastARNNConv1D as FastARNNConv1D,
     FastARNNConv2D as FastARNNConv2D,
     FastARNNDense as FastARNNDense,
 )
+from ._mlp import MLP as MLP
+from ._rbm import RBM as RBM, RBMModPhase as RBMModPhase, RBMMultiVal as RBMMultiVal
