@@ -30,6 +30,7 @@ from ._masked import (
     _init_conv2d,
     _init_dense,
     _positive_pair,
+    _promote,
     AbstractMaskedConv1D,
     AbstractMaskedConv2D,
     AbstractMaskedDense1D,
@@ -314,15 +315,38 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         update = inputs[None, None]
         cache = jax.lax.dynamic_update_slice(cache, update, (slot, site_col + left, zero))
         row, col = jnp.floor_divide(index, cols), jnp.mod(index, cols)
-        (kh, _), (dh, dw) = self.kernel_size, self.kernel_dilation
-        # one slice per kernel row (the rows of the window wrap around the ring)
+        (kh, kw), (dh, dw) = self.kernel_size, self.kernel_dilation
+        n_last = kw // 2 + int(not self.exclusive)  # unmasked taps of the last kernel row
+        # one slice per kernel row (the rows of the window wrap around the ring); the last
+        # row is cut to its unmasked taps, which the mask would zero anyway
         rows = [
             jax.lax.dynamic_slice(
                 cache,
                 (jnp.mod(row - (kh - 1 - p) * dh, ring), col, zero),
-                (1, width, self.in_features),
-            )
+                (1, width if p < kh - 1 else (n_last - 1) * dw + 1, self.in_features),
+            )[0, ::dw]
             for p in range(kh)
+            if p < kh - 1 or n_last > 0
         ]
-        taps = jnp.concatenate(rows, axis=0)[:, ::dw]
-        return self.contract(taps), state.set(self.cache, cache)
+        taps = jnp.concatenate(rows) if rows else jnp.zeros((0, self.in_features), cache.dtype)
+        kernel = self.unmasked_kernel()
+        out = _promote(taps, kernel).reshape(-1) @ kernel
+        if self.bias is not None:
+            out = out + self.bias
+        return out, state.set(self.cache, cache)
+
+    def unmasked_kernel(
+        self,
+    ) -> Inexact[Array, "unmasked {self.out_features}"]:
+        """The kernel taps left by the mask, in raster order, as one `(taps F_in, F_out)`
+        matrix: every row but the last, then the first `kw // 2 + (not exclusive)` taps of the
+        last row."""
+        kh, kw = self.kernel_size
+        n_last = kw // 2 + int(not self.exclusive)
+        kernel = jnp.concatenate(
+            [
+                self.kernel[: kh - 1].reshape(-1, self.out_features),
+                self.kernel[kh - 1, :n_last].reshape(-1, self.out_features),
+            ]
+        )
+        return kernel
