@@ -30,7 +30,6 @@ from ._masked import (
     _init_conv2d,
     _init_dense,
     _positive_pair,
-    _promote,
     AbstractMaskedConv1D,
     AbstractMaskedConv2D,
     AbstractMaskedDense1D,
@@ -315,10 +314,10 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         update = inputs[None, None]
         cache = jax.lax.dynamic_update_slice(cache, update, (slot, site_col + left, zero))
         row, col = jnp.floor_divide(index, cols), jnp.mod(index, cols)
-        (kh, kw), (dh, dw) = self.kernel_size, self.kernel_dilation
-        n_last = kw // 2 + int(not self.exclusive)  # unmasked taps of the last kernel row
+        kh, (dh, dw) = self.kernel_size[0], self.kernel_dilation
+        n_last = self.n_last
         # one slice per kernel row (the rows of the window wrap around the ring); the last
-        # row is cut to its unmasked taps, which the mask would zero anyway
+        # row is cut to its unmasked taps
         rows = [
             jax.lax.dynamic_slice(
                 cache,
@@ -329,24 +328,4 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
             if p < kh - 1 or n_last > 0
         ]
         taps = jnp.concatenate(rows) if rows else jnp.zeros((0, self.in_features), cache.dtype)
-        kernel = self.unmasked_kernel()
-        out = _promote(taps, kernel).reshape(-1) @ kernel
-        if self.bias is not None:
-            out = out + self.bias
-        return out, state.set(self.cache, cache)
-
-    def unmasked_kernel(
-        self,
-    ) -> Inexact[Array, "unmasked {self.out_features}"]:
-        """The kernel taps left by the mask, in raster order, as one `(taps F_in, F_out)`
-        matrix: every row but the last, then the first `kw // 2 + (not exclusive)` taps of the
-        last row."""
-        kh, kw = self.kernel_size
-        n_last = kw // 2 + int(not self.exclusive)
-        kernel = jnp.concatenate(
-            [
-                self.kernel[: kh - 1].reshape(-1, self.out_features),
-                self.kernel[kh - 1, :n_last].reshape(-1, self.out_features),
-            ]
-        )
-        return kernel
+        return self.contract(taps), state.set(self.cache, cache)

@@ -415,40 +415,54 @@ class AbstractMaskedConv2D(eqx.Module):
         (kh, kw), (dh, dw) = self.kernel_size, self.kernel_dilation
         return (kh - 1) * dh + 1, (kw - 1) * dw + 1
 
+    @property
+    def n_last(self) -> int:
+        """Unmasked taps of the last kernel row: `kw // 2 + (not exclusive)`."""
+        return self.kernel_size[1] // 2 + int(not self.exclusive)
+
+    @property
+    def n_unmasked(self) -> int:
+        """Kernel taps left by the mask: every row but the last, plus `n_last`."""
+        kh, kw = self.kernel_size
+        return (kh - 1) * kw + self.n_last
+
+    def unmasked_kernel(self) -> Inexact[Array, "unmasked {self.out_features}"]:
+        """The taps left by the mask in raster order as one `(n_unmasked F_in, F_out)` matrix.
+
+        The masked taps are dropped rather than multiplied by zero: the layer computes the
+        same output (as NetKet, whatever values the masked kernel entries hold) with about
+        half the arithmetic for a 3x3 kernel.
+        """
+        kh = self.kernel_size[0]
+        return jnp.concatenate(
+            [
+                self.kernel[: kh - 1].reshape(-1, self.out_features),
+                self.kernel[kh - 1, : self.n_last].reshape(-1, self.out_features),
+            ]
+        )
+
     def contract(
-        self,
-        taps: Inexact[
-            Array,
-            "*sites {self.kernel_size[0]} {self.kernel_size[1]} {self.in_features}",
-        ],
+        self, taps: Inexact[Array, "*sites {self.n_unmasked} {self.in_features}"]
     ) -> Inexact[Array, "*sites {self.out_features}"]:
-        """`y = sum_{p,q} mask[p,q] taps[p,q] @ W[p,q] + b` for dilated windows `taps`."""
-        mask = conv2d_mask(self.kernel_size, self.exclusive)
-        kernel = jnp.where(mask[:, :, None, None] > 0, self.kernel, 0)
+        """`y = sum_t taps[t] @ W[t] + b` over the unmasked taps `t` (raster order)."""
+        kernel = self.unmasked_kernel()
         taps = _promote(taps, kernel)
-        # one matrix product over (row, column, feature): (..., kh kw F_in) @ (kh kw F_in, F_out)
-        out = taps.reshape(*taps.shape[:-3], -1) @ kernel.reshape(-1, self.out_features)
+        # one matrix product over (tap, feature): (..., taps F_in) @ (taps F_in, F_out)
+        out = taps.reshape(*taps.shape[:-2], -1) @ kernel
         if self.bias is not None:
             out = out + self.bias
         return out
 
     def windows(
         self, xp: Inexact[Array, "rows cols {self.in_features}"], rows: int, cols: int
-    ) -> Inexact[
-        Array,
-        "{rows} {cols} {self.kernel_size[0]} {self.kernel_size[1]} {self.in_features}",
-    ]:
-        """Dilated `(kh, kw)` windows of every output site of a padded lattice `xp`."""
+    ) -> Inexact[Array, "{rows} {cols} {self.n_unmasked} {self.in_features}"]:
+        """The unmasked taps of the dilated window of every output site of a padded lattice
+        `xp`, in raster order."""
         (kh, kw), (dh, dw) = self.kernel_size, self.kernel_dilation
+        offsets = [(p, q) for p in range(kh - 1) for q in range(kw)]
+        offsets += [(kh - 1, q) for q in range(self.n_last)]
         return jnp.stack(
-            [
-                jnp.stack(
-                    [xp[p * dh : p * dh + rows, q * dw : q * dw + cols] for q in range(kw)],
-                    axis=2,
-                )
-                for p in range(kh)
-            ],
-            axis=2,
+            [xp[p * dh : p * dh + rows, q * dw : q * dw + cols] for p, q in offsets], axis=2
         )
 
     def __call__(
