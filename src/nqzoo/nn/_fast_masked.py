@@ -46,6 +46,16 @@ def _check_state(state: object) -> eqx.nn.State:
     return state
 
 
+def _zero_before_start(inputs: ArrayLike, site: Array, exclusive: bool) -> Array:
+    """The input to store: zero when `site` is -1 (the first step of an exclusive layer).
+
+    Only exclusive layers can see site -1, so other layers skip the select (which would
+    also keep XLA from vectorising the fused activation that produces `inputs`).
+    """
+    inputs = jnp.asarray(inputs)
+    return jnp.where(site >= 0, inputs, 0) if exclusive else inputs
+
+
 class FastMaskedDense1D(AbstractMaskedDense1D):
     """[`nqzoo.nn.MaskedDense1D`][] with a cache of the inputs of every site, `(N, F_in)`.
 
@@ -116,7 +126,7 @@ class FastMaskedDense1D(AbstractMaskedDense1D):
         state = _check_state(state)
         cache = state.get(self.cache)
         site = jnp.asarray(index) - int(self.exclusive)
-        inputs = jnp.where(site >= 0, jnp.asarray(inputs), 0).astype(cache.dtype)
+        inputs = _zero_before_start(inputs, site, self.exclusive).astype(cache.dtype)
         cache = jax.lax.dynamic_update_slice(cache, inputs[None], (jnp.maximum(site, 0), 0))
         return self.site_output(cache, index), state.set(self.cache, cache)
 
@@ -199,7 +209,7 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
         ring = self.ring_size
         index = jnp.asarray(index)
         site = index - int(self.exclusive)
-        inputs = jnp.where(site >= 0, jnp.asarray(inputs), 0)
+        inputs = _zero_before_start(inputs, site, self.exclusive)
         cache = jax.lax.dynamic_update_slice(
             cache, inputs.astype(cache.dtype)[None], (jnp.mod(site, ring), 0)
         )
@@ -307,7 +317,7 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         _, left, _ = self.padding
         index = jnp.asarray(index)
         site = index - int(self.exclusive)
-        inputs = jnp.where(site >= 0, jnp.asarray(inputs), 0).astype(cache.dtype)
+        inputs = _zero_before_start(inputs, site, self.exclusive).astype(cache.dtype)
         site_row, site_col = jnp.floor_divide(site, cols), jnp.mod(site, cols)
         slot = jnp.mod(site_row, ring)
         zero = jnp.zeros((), slot.dtype)
