@@ -185,29 +185,6 @@ def log_cosh(x: Inexact[ArrayLike, "*shape"]) -> Inexact[Array, "*shape"]:
     return _log_cosh_real(x)
 
 
-# SELU's constants (Klambauer et al. 2017), as in `jax.nn.selu`.
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
-
-
-@jax.custom_jvp
-def _selu(x):
-    # Branch-free: max(x, 0) + alpha * expm1(min(x, 0)) equals `jax.nn.selu`'s
-    # where(x > 0, x, alpha * expm1(x)) bit for bit (one of the two terms is an exact zero),
-    # but XLA's CPU loop vectorises it, where the select kept it scalar: 2-4x faster, which
-    # matters in every autoregressive layer.
-    return _SELU_SCALE * (jnp.maximum(x, 0) + _SELU_ALPHA * jnp.expm1(jnp.minimum(x, 0)))
-
-
-@_selu.defjvp
-def _selu_jvp(primals, tangents):
-    # jax.nn.selu's derivative, including its convention at the kink (alpha * scale at x = 0,
-    # where max/min would split the tangent).
-    (x,), (dx,) = primals, tangents
-    slope = jnp.where(x > 0, _SELU_SCALE, _SELU_SCALE * _SELU_ALPHA * jnp.exp(jnp.minimum(x, 0)))
-    return _selu(x), slope * dx
-
-
 def reim_selu(x: Inexact[ArrayLike, "*shape"]) -> Inexact[Array, "*shape"]:
     r"""SELU for real input; for complex input SELU applied to real and imaginary parts.
 
@@ -223,8 +200,8 @@ def reim_selu(x: Inexact[ArrayLike, "*shape"]) -> Inexact[Array, "*shape"]:
     x = jnp.asarray(x)
     if jnp.iscomplexobj(x):
         r2 = math.sqrt(2.0)
-        return jax.lax.complex(_selu(r2 * x.real), _selu(r2 * x.imag)) / r2
-    return _selu(x)
+        return jax.lax.complex(jax.nn.selu(r2 * x.real), jax.nn.selu(r2 * x.imag)) / r2
+    return jax.nn.selu(x)
 
 
 def gelu(x: Inexact[ArrayLike, "*shape"]) -> Inexact[Array, "*shape"]:
