@@ -127,12 +127,12 @@ class TFIM:
         """
         x = jnp.asarray(x)
         n_samples, n = x.shape
-        flip = jnp.asarray(1 - 2 * np.eye(n), dtype=x.dtype)
+        # row 0 keeps x, row i + 1 flips spin i: one batched call for x and its N flips
+        flip = jnp.asarray(1 - 2 * np.eye(n + 1, n, k=-1), dtype=x.dtype)
 
         def chunk(xc):
-            lp = log_psi(xc)  # (b,)
-            lp_flipped = log_psi(xc[:, None, :] * flip)  # (b, N)
-            ratios = jnp.exp(lp_flipped - lp[:, None])
+            lp = log_psi(xc[:, None, :] * flip)  # (b, N + 1)
+            ratios = jnp.exp(lp[:, 1:] - lp[:, :1])
             return self.diagonal(xc) - self.h * jnp.sum(ratios, axis=-1)
 
         if chunk_size is None or chunk_size >= n_samples:
