@@ -3,9 +3,10 @@
     python benchmarks/compare_netket.py              # every row
     python benchmarks/compare_netket.py rbm autoreg  # only the row groups named
     python benchmarks/compare_netket.py --repeats 30
+    python benchmarks/compare_netket.py --settle 0   # strict alternation (see _harness.py)
 
 Row groups live in `benchmarks/rows_<group>.py`; each defines `rows() -> list[Row]`.
-Timings are medians of alternating repeated runs, float64, CPU.
+Timings are medians of repeated steady-state calls (see `_harness.py`), float64, CPU.
 """
 
 import argparse
@@ -29,6 +30,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="*", help=f"row groups to run, from {groups}")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--settle",
+        type=int,
+        default=1,
+        help="untimed calls of the same side before each timed call (0: strict alternation)",
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.groups) - set(groups))
     if unknown:
@@ -38,7 +45,7 @@ def main() -> None:
     for group in args.groups or groups:
         module = importlib.import_module(f"rows_{group}")
         for row in module.rows():
-            result = measure(row, repeats=args.repeats)
+            result = measure(row, repeats=args.repeats, settle=args.settle)
             print(format_table([result]).splitlines()[-1], flush=True)
             results.append(result)
     print()
