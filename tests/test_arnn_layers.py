@@ -115,22 +115,28 @@ def test_dependency_pattern(kind, kw, exclusive, getkey):
     np.testing.assert_array_equal(pattern, _expected(kind, kw, exclusive))
 
 
+@pytest.mark.parametrize("f_in, f_out", [(3, 2), (2, 3)])
 @pytest.mark.parametrize(
     "kind, kw, exclusive, dtype",
     [(*case, (jnp.float64, jnp.complex128)[i % 2]) for i, case in enumerate(LAYER_CASES)]
     + [(*LAYER_CASES[i], jnp.float64) for i in (3, 7)],
 )
-def test_fast_steps_equal_slow(kind, kw, exclusive, dtype, getkey):
-    """update_site over all sites (a lax.scan, traced index) reproduces the slow layer."""
-    fast, state = eqx.nn.make_with_state(_make)(kind, kw, exclusive, True, 3, 2, dtype, getkey())
+def test_fast_steps_equal_slow(kind, kw, exclusive, dtype, f_in, f_out, getkey):
+    """update_site over all sites (a lax.scan, traced index) reproduces the slow layer.
+
+    Narrowing (3 -> 2) and widening (2 -> 3) layers: a narrowing Conv1D keeps partial sums of
+    its next outputs instead of its past inputs."""
+    fast, state = eqx.nn.make_with_state(_make)(
+        kind, kw, exclusive, True, f_in, f_out, dtype, getkey()
+    )
     fast = _randomized(fast, getkey())
     cache = state.get(fast.cache)
     assert cache.dtype == jnp.dtype(dtype)
-    x = jax.random.normal(getkey(), _input_shape(kind, 3), dtype)
+    x = jax.random.normal(getkey(), _input_shape(kind, f_in), dtype)
 
     @eqx.filter_jit
     def run(fast, state, x):
-        flat = x.reshape(-1, 3)
+        flat = x.reshape(-1, f_in)
 
         def step(state, index):
             inputs = flat[jnp.maximum(index - int(exclusive), 0)]
@@ -138,7 +144,7 @@ def test_fast_steps_equal_slow(kind, kw, exclusive, dtype, getkey):
             return state, out
 
         new_state, out = jax.lax.scan(step, state, jnp.arange(flat.shape[0]))
-        return new_state, out, fast(x).reshape(-1, 2)
+        return new_state, out, fast(x).reshape(-1, f_out)
 
     new_state, out, expected = run(fast, state, x)
     shapes = [(a.shape, a.dtype) for a in jax.tree.leaves(new_state)]

@@ -30,6 +30,7 @@ from ._masked import (
     _init_conv2d,
     _init_dense,
     _positive_pair,
+    _promote,
     AbstractMaskedConv1D,
     AbstractMaskedConv2D,
     AbstractMaskedDense1D,
@@ -175,9 +176,8 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
             bias_init,
             key,
         )
-        self.cache = eqx.nn.StateIndex(
-            jnp.zeros((self.ring_size, self.in_features), self.kernel.dtype)
-        )
+        width = self.out_features if self.caches_outputs else self.in_features
+        self.cache = eqx.nn.StateIndex(jnp.zeros((self.ring_size, width), self.kernel.dtype))
 
     def __check_init__(self):
         check_fields(self)
@@ -186,6 +186,18 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
     def ring_size(self) -> int:
         """Sites kept in the ring: from the farthest tap to the newest input."""
         return max(self.offset - int(self.exclusive) + self.span, 1)
+
+    @property
+    def caches_outputs(self) -> bool:
+        """Whether the ring holds partial sums of the next outputs rather than past inputs.
+
+        A layer that narrows the features (`F_out < F_in`, e.g. the last layer of a network,
+        `F_out = local_size`) keeps the `ring_size` outputs it has started, `(C, F_out)`: a step
+        adds the new input's contribution to all of them with one matrix product and reads
+        the finished one, instead of copying a `(K, F_in)` window of past inputs out of the
+        ring. Same result, a smaller cache and less memory traffic per step.
+        """
+        return self.out_features < self.in_features
 
     def update_site(
         self,
@@ -210,6 +222,8 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
         index = jnp.asarray(index)
         site = index - int(self.exclusive)
         inputs = _zero_before_start(inputs, site, self.exclusive)
+        if self.caches_outputs:
+            return self._update_partial_sums(inputs, index, cache, state)
         cache = jax.lax.dynamic_update_slice(
             cache, inputs.astype(cache.dtype)[None], (jnp.mod(site, ring), 0)
         )
@@ -224,6 +238,30 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
         ]
         taps = jnp.concatenate(rows, 0) if rows else jnp.zeros((0, self.in_features), cache.dtype)
         return self.contract(taps), state.set(self.cache, cache)
+
+    def _update_partial_sums(self, inputs, index, cache, state):
+        # The input of site `index - exclusive` enters output `index + p_m` through tap m,
+        # p_m = o - exclusive + d (K' - 1 - m) in [0, C). Output j accumulates in ring slot
+        # j mod C, so the kernel is laid out by slot once per step (a roll of a tiny array)
+        # and one product adds every contribution in place.
+        ring, d, taps = self.ring_size, self.kernel_dilation, self.n_taps
+        by_offset = jnp.zeros((ring, self.in_features, self.out_features), self.kernel.dtype)
+        for m in range(taps):
+            p = self.offset - int(self.exclusive) + d * (taps - 1 - m)
+            by_offset = by_offset.at[p].set(self.kernel[m])
+        slot = jnp.mod(index, ring)
+        by_slot = jnp.roll(by_offset, slot, axis=0)
+        weights = by_slot.transpose(1, 0, 2).reshape(self.in_features, -1)
+        contribution = (_promote(inputs, weights) @ weights).reshape(ring, self.out_features)
+        sums = cache + contribution
+        out = jax.lax.dynamic_index_in_dim(sums, slot, keepdims=False)
+        if self.bias is not None:
+            out = out + self.bias
+        # slot `index` is finished: empty it for output `index + C`
+        sums = jax.lax.dynamic_update_slice(
+            sums, jnp.zeros((1, self.out_features), sums.dtype), (slot, jnp.zeros_like(slot))
+        )
+        return out, state.set(self.cache, sums)
 
 
 class FastMaskedConv2D(AbstractMaskedConv2D):
