@@ -319,15 +319,25 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         self.lattice_shape = _positive_pair(lattice_shape, "lattice_shape")
         top, left, right = self.padding
         width = self.lattice_shape[1] + left + right
+        features = self.out_features if self.caches_outputs else self.in_features
         self.cache = eqx.nn.StateIndex(
-            jnp.zeros(
-                (self.receptive_field[0], width, self.in_features),
-                self.kernel.dtype,
-            )
+            jnp.zeros((self.receptive_field[0], width, features), self.kernel.dtype)
         )
 
     def __check_init__(self):
         check_fields(self)
+
+    @property
+    def caches_outputs(self) -> bool:
+        """Whether the ring holds partial sums of the next outputs rather than past inputs.
+
+        As for [`nqzoo.nn.FastMaskedConv1D`][]: a layer that narrows the features
+        (`F_out < F_in`) keeps the outputs of the last `R` rows it has started,
+        `(R, cols + pad, F_out)`, and adds the new input's contribution to its
+        `R x receptive width` neighbourhood with one small product, instead of copying the
+        unmasked window of past inputs out of the ring.
+        """
+        return self.out_features < self.in_features
 
     def update_site(
         self,
@@ -355,7 +365,10 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         _, left, _ = self.padding
         index = jnp.asarray(index)
         site = index - int(self.exclusive)
-        inputs = _zero_before_start(inputs, site, self.exclusive).astype(cache.dtype)
+        inputs = _zero_before_start(inputs, site, self.exclusive)
+        if self.caches_outputs:
+            return self._update_partial_sums(inputs, index, cache, state)
+        inputs = inputs.astype(cache.dtype)
         site_row, site_col = jnp.floor_divide(site, cols), jnp.mod(site, cols)
         slot = jnp.mod(site_row, ring)
         zero = jnp.zeros((), slot.dtype)
@@ -377,3 +390,46 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         ]
         taps = jnp.concatenate(rows) if rows else jnp.zeros((0, self.in_features), cache.dtype)
         return self.contract(taps), state.set(self.cache, cache)
+
+    def _update_partial_sums(self, inputs, index, cache, state):
+        # The input of site s = (rs, cs) enters output (rs + a, cs + e) through the unmasked
+        # tap (p, q), a = (kh - 1 - p) dh, e = (kw // 2 - q) dw. Ring row (rs + a) mod R and
+        # padded column cs + e + right hold that output, so the contributions of one input
+        # fill an (R, right + left + 1) block starting at column cs: the kernel is laid out by
+        # (a, e), rolled to ring rows once per step, and one product plus one in-place add of
+        # that block does the step. Columns outside the lattice land in the padding, which
+        # is never read.
+        cols = self.lattice_shape[1]
+        ring, _ = self.receptive_field
+        _, left, right = self.padding
+        (kh, kw), (dh, dw) = self.kernel_size, self.kernel_dilation
+        block = left + right + 1
+        by_offset = jnp.zeros(
+            (ring, block, self.in_features, self.out_features), self.kernel.dtype
+        )
+        for p in range(kh):
+            for q in range(kw if p < kh - 1 else self.n_last):
+                a, e = (kh - 1 - p) * dh, (kw // 2 - q) * dw
+                by_offset = by_offset.at[a, e + right].set(self.kernel[p, q])
+        site = index - int(self.exclusive)
+        site = jnp.maximum(site, 0)  # site -1 (exclusive, index 0) feeds zeros anyway
+        site_row, site_col = jnp.floor_divide(site, cols), jnp.mod(site, cols)
+        by_row = jnp.roll(by_offset, jnp.mod(site_row, ring), axis=0)
+        weights = by_row.transpose(2, 0, 1, 3).reshape(self.in_features, -1)
+        contribution = (_promote(inputs, weights) @ weights).reshape(
+            ring, block, self.out_features
+        )
+        zero = jnp.zeros((), site_row.dtype)
+        start = (zero, site_col, zero)
+        window = jax.lax.dynamic_slice(cache, start, (ring, block, self.out_features))
+        sums = jax.lax.dynamic_update_slice(cache, window + contribution, start)
+        row, col = jnp.floor_divide(index, cols), jnp.mod(index, cols)
+        at = (jnp.mod(row, ring), col + right, zero)
+        out = jax.lax.dynamic_slice(sums, at, (1, 1, self.out_features)).reshape(-1)
+        if self.bias is not None:
+            out = out + self.bias
+        # output `index` is finished: empty its slot for the output R rows below
+        sums = jax.lax.dynamic_update_slice(
+            sums, jnp.zeros((1, 1, self.out_features), sums.dtype), at
+        )
+        return out, state.set(self.cache, sums)
