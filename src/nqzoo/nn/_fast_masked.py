@@ -245,10 +245,11 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
         # j mod C, so the kernel is laid out by slot once per step (a roll of a tiny array)
         # and one product adds every contribution in place.
         ring, d, taps = self.ring_size, self.kernel_dilation, self.n_taps
-        by_offset = jnp.zeros((ring, self.in_features, self.out_features), self.kernel.dtype)
-        for m in range(taps):
-            p = self.offset - int(self.exclusive) + d * (taps - 1 - m)
-            by_offset = by_offset.at[p].set(self.kernel[m])
+        tap_at = {self.offset - int(self.exclusive) + d * (taps - 1 - m): m for m in range(taps)}
+        zeros = jnp.zeros((self.in_features, self.out_features), self.kernel.dtype)
+        by_offset = jnp.stack(
+            [self.kernel[tap_at[p]] if p in tap_at else zeros for p in range(ring)]
+        )
         slot = jnp.mod(index, ring)
         by_slot = jnp.roll(by_offset, slot, axis=0)
         weights = by_slot.transpose(1, 0, 2).reshape(self.in_features, -1)
@@ -404,13 +405,19 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         _, left, right = self.padding
         (kh, kw), (dh, dw) = self.kernel_size, self.kernel_dilation
         block = left + right + 1
-        by_offset = jnp.zeros(
-            (ring, block, self.in_features, self.out_features), self.kernel.dtype
-        )
-        for p in range(kh):
-            for q in range(kw if p < kh - 1 else self.n_last):
-                a, e = (kh - 1 - p) * dh, (kw // 2 - q) * dw
-                by_offset = by_offset.at[a, e + right].set(self.kernel[p, q])
+        tap_at = {
+            ((kh - 1 - p) * dh, (kw // 2 - q) * dw + right): (p, q)
+            for p in range(kh)
+            for q in range(kw if p < kh - 1 else self.n_last)
+        }
+        zeros = jnp.zeros((self.in_features, self.out_features), self.kernel.dtype)
+        by_offset = jnp.stack(
+            [
+                self.kernel[tap_at[a, e]] if (a, e) in tap_at else zeros
+                for a in range(ring)
+                for e in range(block)
+            ]
+        ).reshape(ring, block, self.in_features, self.out_features)
         site = index - int(self.exclusive)
         site = jnp.maximum(site, 0)  # site -1 (exclusive, index 0) feeds zeros anyway
         site_row, site_col = jnp.floor_divide(site, cols), jnp.mod(site, cols)
