@@ -168,8 +168,8 @@ class FastARNNDense(AbstractFastARNNSequential):
 class FastARNNConv1D(AbstractFastARNNSequential):
     """[`nqzoo.models.ARNNConv1D`][] with cached sampling steps (same parameters).
 
-    Each layer keeps a ring buffer of its last `≈ d (K - 1)` inputs; a step costs
-    `O(K F²)` whatever `N`.
+    Each layer keeps a ring buffer of its last `≈ d (K - 1)` inputs (the last layer: partial
+    sums of its next outputs); a step costs `O(K F²)` whatever `N`.
     """
 
     layers: tuple[FastMaskedConv1D, ...]
@@ -223,8 +223,8 @@ class FastARNNConv1D(AbstractFastARNNSequential):
 class FastARNNConv2D(AbstractFastARNNSequential):
     """[`nqzoo.models.ARNNConv2D`][] with cached sampling steps (same parameters).
 
-    Each layer keeps a ring buffer of its last `(kh - 1) dh + 1` padded lattice rows; a step
-    costs `O(kh kw F²)` whatever `N`.
+    Each layer keeps a ring buffer of its last `(kh - 1) dh + 1` padded lattice rows (the last
+    layer: partial sums of its next outputs); a step costs `O(kh kw F²)` whatever `N`.
     """
 
     layers: tuple[FastMaskedConv2D, ...]

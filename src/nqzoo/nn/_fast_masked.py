@@ -10,11 +10,13 @@ configuration (no batch axis); samplers `vmap` over chains.
 returns the layer output at site `index`, equal to the slow layer's output there provided the
 sites were fed in order `0, 1, …` starting from an all-zero cache. Every step costs the same
 whatever `index` (a traced integer is fine) and does not grow with the number of sites for
-the convolutions: the caches are ring buffers written with `dynamic_update_slice` and read
-with one `dynamic_slice`; nothing is shifted or copied.
+the convolutions: the caches are ring buffers indexed modulo their size; nothing is shifted.
 
-A step writes one site with `dynamic_update_slice` and reads one small slice per kernel tap
-(1D) or kernel row (2D), at ring positions taken modulo the ring size.
+A convolution keeps whichever side of the layer is narrower. Most layers keep their past
+inputs: a step writes one site with `dynamic_update_slice` and reads the kernel's window, one
+small slice per tap (1D) or kernel row (2D). A layer with `F_out < F_in` (the last layer of
+a network) keeps partial sums of the outputs it has started instead: a step adds the new
+input's contribution to all of them with one product and reads the finished output.
 """
 
 import equinox as eqx
@@ -136,7 +138,8 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
     """[`nqzoo.nn.MaskedConv1D`][] with a ring buffer of the last inputs.
 
     The ring holds `C = d (K - 1)` sites (exclusive) or `d (K - 1) + 1` (otherwise), NetKet's
-    cache size: `(C, F_in)`.
+    cache size: `(C, F_in)`; or, when the layer narrows the features (`F_out < F_in`, see
+    `caches_outputs`), the partial sums of the next `C` outputs, `(C, F_out)`.
     """
 
     kernel: Inexact[Array, "{self.n_taps} {self.in_features} {self.out_features}"]
@@ -271,7 +274,9 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
     The ring holds the last `R = (kh - 1) dh + 1` lattice rows, padded:
     `(R, cols + (kw // 2 + (kw - 1) // 2) dw, F_in)`, NetKet's cache plus the padding columns.
     The current row's slot still holds a stale row at the columns not yet written, but
-    exactly those are removed by the mask.
+    exactly those are removed by the mask. When the layer narrows the features
+    (`F_out < F_in`, see `caches_outputs`) it holds the partial sums of the outputs of the
+    next `R` rows instead, `(R, cols + pad, F_out)`.
     """
 
     kernel: Inexact[
