@@ -4,8 +4,7 @@ Both sides do the same work per step on the same model, parameters, sample count
 optimiser: exact samples of a fast autoregressive network (nqzoo: `nqz.sample`;
 NetKet: `ARDirectSampler`), local energies of the transverse-field Ising model
 (h = 1, periodic), the energy gradient, one optimiser update (adam; the last row uses
-SR + sgd, the example's default, against NetKet's `VMC_SR` driver, which like the example
-solves SR in sample space when parameters outnumber samples). NetKet's model
+SR + sgd, the example's default, against NetKet's `SR` preconditioner). NetKet's model
 is nqzoo's converted with `to_netket`; its step is `driver.reset_step()`,
 `driver.compute_loss_and_update()` and `driver.update_parameters(dp)`, i.e. what
 `driver.run` does per iteration without the logging.
@@ -76,14 +75,17 @@ def _row(lattice: tuple[int, ...], sr: bool = False) -> Row:
         seed=0,
         sampler_seed=1,
     )
-    if sr:
-        # NetKet's recommended SR driver: it picks the kernel (minSR) form when, as here,
-        # there are about as many parameters as samples, the form nqzoo's example uses.
-        driver = nk.driver.VMC_SR(
-            nk_hamiltonian, optax.sgd(LR), diag_shift=DIAG_SHIFT, variational_state=vstate
-        )
-    else:
-        driver = nk.driver.VMC(nk_hamiltonian, optax.adam(LR), variational_state=vstate)
+    # For the SR row NetKet's `VMC` with its `SR` preconditioner (the QGT form, ~7 s a step
+    # here). Its recommended `VMC_SR` driver (sample-space NTK form, like the example's) was
+    # much slower on this model: ~85 s a step, with or without `on_the_fly`.
+    driver = nk.driver.VMC(
+        nk_hamiltonian,
+        optax.sgd(LR) if sr else optax.adam(LR),
+        variational_state=vstate,
+        preconditioner=nk.optimizer.SR(diag_shift=DIAG_SHIFT)
+        if sr
+        else nk.optimizer.identity_preconditioner,
+    )
 
     def netket_step():
         # One iteration of driver.run without callbacks and logging: fresh samples,
