@@ -5,9 +5,10 @@ warmed up (the first call, compile included, is timed separately), then timed `r
 times each, each call to completion (`jax.block_until_ready`), and the medians are reported
 with the ratio NetKet / nqzoo (> 1 means nqzoo is faster).
 
-The two sides alternate to average out machine drift, but each timed call is the second of
-two back-to-back calls of the same side (`settle=1` untimed call first): the steady state a
-training loop sees, where the same jitted function runs step after step. Timing a call
+`compare_netket.py` runs each side in a process of its own (`measure_side`: the first call,
+then back-to-back calls, the steady state a training loop sees). With `--shared`, `measure`
+runs both in one process: the sides alternate to average out machine drift, and each timed
+call is the second of two back-to-back calls of the same side (`settle=1`). Timing a call
 right after the other library's call measures the interference between the two instead:
 after NetKet's DeepSet gradient (1.8 GB of scratch memory) the nqzoo gradient took 281 ms
 instead of 221 ms, while NetKet's took 689 ms instead of the 838 ms it takes when run alone.
@@ -55,6 +56,12 @@ def _time_once(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     jax.block_until_ready(fn())
     return time.perf_counter() - start
+
+
+def measure_side(fn: Callable[[], Any], repeats: int = 15) -> tuple[float, float]:
+    """One side alone: the first call, then the median of `repeats` back-to-back calls."""
+    first = _time_once(fn)
+    return first, statistics.median(_time_once(fn) for _ in range(repeats))
 
 
 def _settled(fn: Callable[[], Any], settle: int) -> float:
