@@ -58,10 +58,17 @@ def _time_once(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def measure_side(fn: Callable[[], Any], repeats: int = 15) -> tuple[float, float]:
-    """One side alone: the first call, then the median of `repeats` back-to-back calls."""
+def measure_side(
+    fn: Callable[[], Any], repeats: int = 15, min_seconds: float = 3.0
+) -> tuple[float, float]:
+    """One side alone: the first call, then the median of back-to-back calls, at least
+    `repeats` of them and at least `min_seconds` of them (so that a burst of load on the
+    machine cannot cover all the calls of a fast row)."""
     first = _time_once(fn)
-    return first, statistics.median(_time_once(fn) for _ in range(repeats))
+    times = []
+    while len(times) < repeats or sum(times) < min_seconds:
+        times.append(_time_once(fn))
+    return first, statistics.median(times)
 
 
 def _settled(fn: Callable[[], Any], settle: int) -> float:
