@@ -373,7 +373,7 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         site = index - int(self.exclusive)
         inputs = _zero_before_start(inputs, site, self.exclusive)
         if self.caches_outputs:
-            return self._update_partial_sums(inputs, index, cache, state)
+            return self._update_partial_sums(inputs, index, site, cache, state)
         inputs = inputs.astype(cache.dtype)
         site_row, site_col = jnp.floor_divide(site, cols), jnp.mod(site, cols)
         slot = jnp.mod(site_row, ring)
@@ -397,7 +397,7 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         taps = jnp.concatenate(rows) if rows else jnp.zeros((0, self.in_features), cache.dtype)
         return self.contract(taps), state.set(self.cache, cache)
 
-    def _update_partial_sums(self, inputs, index, cache, state):
+    def _update_partial_sums(self, inputs, index, site, cache, state):
         # The input of site s = (rs, cs) enters output (rs + a, cs + e) through the unmasked
         # tap (p, q), a = (kh - 1 - p) dh, e = (kw // 2 - q) dw. Ring row (rs + a) mod R and
         # padded column cs + e + right hold that output, so the contributions of one input
@@ -411,9 +411,7 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         (kh, kw), (dh, dw) = self.kernel_size, self.kernel_dilation
         block = left + right + 1
         tap_at = {
-            ((kh - 1 - p) * dh, (kw // 2 - q) * dw + right): (p, q)
-            for p in range(kh)
-            for q in range(kw if p < kh - 1 else self.n_last)
+            ((kh - 1 - p) * dh, (kw // 2 - q) * dw + right): (p, q) for p, q in self.unmasked_taps
         }
         zeros = jnp.zeros((self.in_features, self.out_features), self.kernel.dtype)
         by_offset = jnp.stack(
@@ -423,7 +421,6 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
                 for e in range(block)
             ]
         ).reshape(ring, block, self.in_features, self.out_features)
-        site = index - int(self.exclusive)
         site = jnp.maximum(site, 0)  # site -1 (exclusive, index 0) feeds zeros anyway
         site_row, site_col = jnp.floor_divide(site, cols), jnp.mod(site, cols)
         by_row = jnp.roll(by_offset, jnp.mod(site_row, ring), axis=0)

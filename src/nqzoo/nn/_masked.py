@@ -421,10 +421,16 @@ class AbstractMaskedConv2D(eqx.Module):
         return self.kernel_size[1] // 2 + int(not self.exclusive)
 
     @property
+    def unmasked_taps(self) -> tuple[tuple[int, int], ...]:
+        """The kernel taps `(p, q)` left by the mask, in raster order: every row but the
+        last, then the first `n_last` taps of the last row."""
+        kh, kw = self.kernel_size
+        return tuple((p, q) for p in range(kh) for q in range(kw if p < kh - 1 else self.n_last))
+
+    @property
     def n_unmasked(self) -> int:
         """Kernel taps left by the mask: every row but the last, plus `n_last`."""
-        kh, kw = self.kernel_size
-        return (kh - 1) * kw + self.n_last
+        return len(self.unmasked_taps)
 
     def unmasked_kernel(self) -> Inexact[Array, "unmasked {self.out_features}"]:
         """The taps left by the mask in raster order as one `(n_unmasked F_in, F_out)` matrix.
@@ -458,11 +464,13 @@ class AbstractMaskedConv2D(eqx.Module):
     ) -> Inexact[Array, "{rows} {cols} {self.n_unmasked} {self.in_features}"]:
         """The unmasked taps of the dilated window of every output site of a padded lattice
         `xp`, in raster order."""
-        (kh, kw), (dh, dw) = self.kernel_size, self.kernel_dilation
-        offsets = [(p, q) for p in range(kh - 1) for q in range(kw)]
-        offsets += [(kh - 1, q) for q in range(self.n_last)]
+        dh, dw = self.kernel_dilation
         return jnp.stack(
-            [xp[p * dh : p * dh + rows, q * dw : q * dw + cols] for p, q in offsets], axis=2
+            [
+                xp[p * dh : p * dh + rows, q * dw : q * dw + cols]
+                for p, q in self.unmasked_taps
+            ],
+            axis=2,
         )
 
     def __call__(
