@@ -42,26 +42,30 @@ def _run_side(group: str, side: str, repeats: int) -> None:
     for row in _rows(group):
         fn = row.nqzoo if side == "nqzoo" else row.netket
         first, median = measure_side(fn, repeats) if fn is not None else (None, None)
-        print(json.dumps({"name": row.name, "first": first, "median": median}), flush=True)
+        entry = {"name": row.name, "note": row.note, "extra": row.extra}
+        print(json.dumps({**entry, "first": first, "median": median}), flush=True)
 
 
 def _isolated(group: str, repeats: int) -> list[Result]:
-    timings = {}
+    rows, timings = {}, {}
     for side in ("nqzoo", "netket"):
         cmd = [sys.executable, __file__, group, "--side", side, "--repeats", str(repeats)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         for line in out.splitlines():
             if line.startswith("{"):
                 entry = json.loads(line)
+                rows.setdefault(entry["name"], entry)
                 timings[entry["name"], side] = (entry["first"], entry["median"])
-    results = []
-    for row in _rows(group):  # names, notes and extra columns (nothing is run here)
-        nq_first, nq_median = timings[row.name, "nqzoo"]
-        nk_first, nk_median = timings[row.name, "netket"]
-        results.append(
-            Result(row.name, nq_first, nq_median, nk_first, nk_median, row.note, row.extra)
+    return [
+        Result(
+            name,
+            *timings[name, "nqzoo"],
+            *timings[name, "netket"],
+            entry["note"],
+            entry["extra"],
         )
-    return results
+        for name, entry in rows.items()
+    ]
 
 
 def main() -> None:
