@@ -198,6 +198,18 @@ def test_layer_rejects_wrong_width(getkey):
         layer2(jnp.ones((3, 3, 1)))
 
 
+@pytest.mark.parametrize("exclusive, n_unmasked", [(True, 4), (False, 5)])
+def test_conv2d_contract_takes_only_unmasked_taps(exclusive, n_unmasked, getkey):
+    """`contract` reads the unmasked taps in raster order; the full (kh, kw) window is a
+    shape error naming the axis."""
+    layer = nqz.nn.MaskedConv2D(2, 3, kernel_size=(2, 3), exclusive=exclusive, key=getkey())
+    assert layer.unmasked_taps == ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1))[:n_unmasked]
+    assert layer.n_unmasked == n_unmasked
+    assert layer.contract(jnp.ones((7, n_unmasked, 2))).shape == (7, 3)
+    with pytest.raises(TypeError, match="n_unmasked"):
+        layer.contract(jnp.ones((7, 2, 3, 2)))
+
+
 def test_update_site_needs_state(getkey):
     layer, state = eqx.nn.make_with_state(nqz.nn.FastMaskedConv1D)(1, 2, 3, key=getkey())
     with pytest.raises(TypeError, match="make_with_state"):
