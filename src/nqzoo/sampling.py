@@ -69,9 +69,11 @@ def _sample_chunk_fast(
     x = jnp.full((batch, n_sites), hilbert.local_states[0], dtype=hilbert.dtype)
     step_fn = jax.vmap(model.conditional, in_axes=(0, None, 0))
 
-    def step(carry, xs):
+    def step(carry, index):
         x, cache, log_prob = carry
-        index, u_i = xs
+        # a column of u per step rather than scanning over u.T: the (N, batch) transpose of
+        # the uniforms costs as much XLA compile time as a model layer
+        u_i = jax.lax.dynamic_index_in_dim(u, index, axis=1, keepdims=False)
         p, cache = step_fn(x, index, cache)
         k, log_p = _choose(p, u_i)
         x = jax.lax.dynamic_update_index_in_dim(x, table[k], index, axis=1)
@@ -81,7 +83,7 @@ def _sample_chunk_fast(
 
     log_prob = jnp.zeros((batch,), dtype=_uniform_dtype())
     sites = jnp.arange(n_sites)
-    (x, _, log_prob), _ = jax.lax.scan(step, (x, cache, log_prob), (sites, u.T))
+    (x, _, log_prob), _ = jax.lax.scan(step, (x, cache, log_prob), sites)
     return x, log_prob
 
 
@@ -94,9 +96,9 @@ def _sample_chunk_slow(
     table = jnp.asarray(hilbert.local_states, dtype=hilbert.dtype)
     x = jnp.full((batch, n_sites), hilbert.local_states[0], dtype=hilbert.dtype)
 
-    def step(carry, xs):
+    def step(carry, index):
         x, log_prob = carry
-        index, u_i = xs
+        u_i = jax.lax.dynamic_index_in_dim(u, index, axis=1, keepdims=False)
         log_psi = model.conditionals_log_psi(x)
         log_psi_i = jax.lax.dynamic_index_in_dim(log_psi, index, axis=1, keepdims=False)
         p = jnp.exp(model.machine_pow * log_psi_i.real)
@@ -108,7 +110,7 @@ def _sample_chunk_slow(
 
     log_prob = jnp.zeros((batch,), dtype=_uniform_dtype())
     sites = jnp.arange(n_sites)
-    (x, log_prob), _ = jax.lax.scan(step, (x, log_prob), (sites, u.T))
+    (x, log_prob), _ = jax.lax.scan(step, (x, log_prob), sites)
     return x, log_prob
 
 

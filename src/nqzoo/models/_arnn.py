@@ -141,7 +141,8 @@ def _conditional_log_step(model, x, index, state):
     """The fast step shared by every Fast* model (see `AbstractFastARNNSequential`)."""
     x = jnp.asarray(x)
     dtype = jnp.result_type(x.dtype, model.layers[0].kernel.dtype)
-    prev = jax.lax.dynamic_index_in_dim(x, jnp.maximum(index - 1, 0), keepdims=True)
+    index = jax.lax.convert_element_type(jnp.asarray(index), jnp.int32)
+    prev = jax.lax.dynamic_slice(x, (jax.lax.max(index - 1, jnp.int32(0)),), (1,))
     h = prev.astype(dtype)
     for i, layer in enumerate(model.layers):
         if i > 0:

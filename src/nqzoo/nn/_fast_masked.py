@@ -20,8 +20,9 @@ input's contribution to all of them with one product and reads the finished outp
 """
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 from jaxtyping import Array, ArrayLike, Inexact, Int, PRNGKeyArray
 
 from .._checks import check_fields
@@ -47,6 +48,20 @@ def _check_state(state: object) -> eqx.nn.State:
             "`model, state = eqx.nn.make_with_state(Cls)(...)` and pass `state`."
         )
     return state
+
+
+def _as_index(index: ArrayLike) -> Array:
+    """A site index as an int32 scalar, so that every start index of a step has one dtype."""
+    return lax.convert_element_type(jnp.asarray(index), np.int32)
+
+
+def _shift_mod(index: Array, shift: int, n: int) -> Array:
+    """`(index + shift) mod n` for an int32 `index >= 0` and static ints `shift`, `n > 0`.
+
+    Plain `lax` scalar ops: `jnp.mod` would trace a nested jit (and its sign fix) for every
+    tap of every layer, which shows in the first call of the sampler.
+    """
+    return lax.rem(lax.add(index, np.int32(shift % n)), np.int32(n))
 
 
 def _zero_before_start(inputs: ArrayLike, site: Array, exclusive: bool) -> Array:
@@ -128,9 +143,11 @@ class FastMaskedDense1D(AbstractMaskedDense1D):
         check_fields(self)
         state = _check_state(state)
         cache = state.get(self.cache)
-        site = jnp.asarray(index) - int(self.exclusive)
+        index = _as_index(index)
+        site = index - int(self.exclusive)
         inputs = _zero_before_start(inputs, site, self.exclusive).astype(cache.dtype)
-        cache = jax.lax.dynamic_update_slice(cache, inputs[None], (jnp.maximum(site, 0), 0))
+        start = (lax.max(site, np.int32(0)), np.int32(0))
+        cache = lax.dynamic_update_slice(cache, inputs[None], start)
         return self.site_output(cache, index), state.set(self.cache, cache)
 
 
@@ -222,19 +239,19 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
         state = _check_state(state)
         cache = state.get(self.cache)
         ring = self.ring_size
-        index = jnp.asarray(index)
-        site = index - int(self.exclusive)
-        inputs = _zero_before_start(inputs, site, self.exclusive)
+        index = _as_index(index)
+        excl = int(self.exclusive)
+        inputs = _zero_before_start(inputs, index - excl, self.exclusive)
         if self.caches_outputs:
             return self._update_partial_sums(inputs, index, cache, state)
-        cache = jax.lax.dynamic_update_slice(
-            cache, inputs.astype(cache.dtype)[None], (jnp.mod(site, ring), 0)
-        )
+        zero = np.int32(0)
+        slot = _shift_mod(index, -excl, ring)
+        cache = lax.dynamic_update_slice(cache, inputs.astype(cache.dtype)[None], (slot, zero))
         d, taps = self.kernel_dilation, self.n_taps
         rows = [
-            jax.lax.dynamic_slice(
+            lax.dynamic_slice(
                 cache,
-                (jnp.mod(index - self.offset - d * (taps - 1 - m), ring), 0),
+                (_shift_mod(index, -self.offset - d * (taps - 1 - m), ring), zero),
                 (1, self.in_features),
             )
             for m in range(taps)
@@ -250,20 +267,20 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
         ring, d, taps = self.ring_size, self.kernel_dilation, self.n_taps
         tap_at = {self.offset - int(self.exclusive) + d * (taps - 1 - m): m for m in range(taps)}
         zeros = jnp.zeros((self.in_features, self.out_features), self.kernel.dtype)
-        by_offset = jnp.stack(
-            [self.kernel[tap_at[p]] if p in tap_at else zeros for p in range(ring)]
-        )
-        slot = jnp.mod(index, ring)
-        by_slot = jnp.roll(by_offset, slot, axis=0)
+        by_offset = [self.kernel[tap_at[p]] if p in tap_at else zeros for p in range(ring)]
+        # rolled by `slot`: row r of the slice holds offset (r - slot) mod C
+        twice = jnp.stack(by_offset + by_offset)
+        slot, zero = _shift_mod(index, 0, ring), np.int32(0)
+        by_slot = lax.dynamic_slice_in_dim(twice, lax.sub(np.int32(ring), slot), ring)
         weights = by_slot.transpose(1, 0, 2).reshape(self.in_features, -1)
         contribution = (_promote(inputs, weights) @ weights).reshape(ring, self.out_features)
         sums = cache + contribution
-        out = jax.lax.dynamic_index_in_dim(sums, slot, keepdims=False)
+        out = lax.dynamic_slice(sums, (slot, zero), (1, self.out_features))[0]
         if self.bias is not None:
             out = out + self.bias
         # slot `index` is finished: empty it for output `index + C`
-        sums = jax.lax.dynamic_update_slice(
-            sums, jnp.zeros((1, self.out_features), sums.dtype), (slot, jnp.zeros_like(slot))
+        sums = lax.dynamic_update_slice(
+            sums, jnp.zeros((1, self.out_features), sums.dtype), (slot, zero)
         )
         return out, state.set(self.cache, sums)
 
@@ -366,29 +383,30 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         check_fields(self)
         state = _check_state(state)
         cache = state.get(self.cache)
-        cols = self.lattice_shape[1]
+        cols = np.int32(self.lattice_shape[1])
         ring, width = self.receptive_field
         _, left, _ = self.padding
-        index = jnp.asarray(index)
-        site = index - int(self.exclusive)
-        inputs = _zero_before_start(inputs, site, self.exclusive)
+        index = _as_index(index)
+        excl = int(self.exclusive)
+        inputs = _zero_before_start(inputs, index - excl, self.exclusive)
+        # site -1 (exclusive, index 0) only writes zeros: site 0's place is fine for that
+        site = lax.max(lax.sub(index, np.int32(excl)), np.int32(0))
+        site_row, site_col = lax.div(site, cols), lax.rem(site, cols)
         if self.caches_outputs:
-            return self._update_partial_sums(inputs, index, site, cache, state)
-        inputs = inputs.astype(cache.dtype)
-        site_row, site_col = jnp.floor_divide(site, cols), jnp.mod(site, cols)
-        slot = jnp.mod(site_row, ring)
-        zero = jnp.zeros((), slot.dtype)
-        update = inputs[None, None]
-        cache = jax.lax.dynamic_update_slice(cache, update, (slot, site_col + left, zero))
-        row, col = jnp.floor_divide(index, cols), jnp.mod(index, cols)
+            return self._update_partial_sums(inputs, index, site_row, site_col, cache, state)
+        zero = np.int32(0)
+        slot = _shift_mod(site_row, 0, ring)
+        update = inputs.astype(cache.dtype)[None, None]
+        cache = lax.dynamic_update_slice(cache, update, (slot, site_col + np.int32(left), zero))
+        row, col = lax.div(index, cols), lax.rem(index, cols)
         kh, (dh, dw) = self.kernel_size[0], self.kernel_dilation
         n_last = self.n_last
         # one slice per kernel row (the rows of the window wrap around the ring); the last
         # row is cut to its unmasked taps
         rows = [
-            jax.lax.dynamic_slice(
+            lax.dynamic_slice(
                 cache,
-                (jnp.mod(row - (kh - 1 - p) * dh, ring), col, zero),
+                (_shift_mod(row, -(kh - 1 - p) * dh, ring), col, zero),
                 (1, width if p < kh - 1 else (n_last - 1) * dw + 1, self.in_features),
             )[0, ::dw]
             for p in range(kh)
@@ -397,7 +415,7 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         taps = jnp.concatenate(rows) if rows else jnp.zeros((0, self.in_features), cache.dtype)
         return self.contract(taps), state.set(self.cache, cache)
 
-    def _update_partial_sums(self, inputs, index, site, cache, state):
+    def _update_partial_sums(self, inputs, index, site_row, site_col, cache, state):
         # The input of site s = (rs, cs) enters output (rs + a, cs + e) through the unmasked
         # tap (p, q), a = (kh - 1 - p) dh, e = (kw // 2 - q) dw. Ring row (rs + a) mod R and
         # padded column cs + e + right hold that output, so the contributions of one input
@@ -405,7 +423,7 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         # (a, e), rolled to ring rows once per step, and one product plus one in-place add of
         # that block does the step. Columns outside the lattice land in the padding, which
         # is never read.
-        cols = self.lattice_shape[1]
+        cols = np.int32(self.lattice_shape[1])
         ring, _ = self.receptive_field
         _, left, right = self.padding
         (kh, kw), (dh, dw) = self.kernel_size, self.kernel_dilation
@@ -414,31 +432,32 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
             ((kh - 1 - p) * dh, (kw // 2 - q) * dw + right): (p, q) for p, q in self.unmasked_taps
         }
         zeros = jnp.zeros((self.in_features, self.out_features), self.kernel.dtype)
-        by_offset = jnp.stack(
-            [
-                self.kernel[tap_at[a, e]] if (a, e) in tap_at else zeros
-                for a in range(ring)
-                for e in range(block)
-            ]
-        ).reshape(ring, block, self.in_features, self.out_features)
-        site = jnp.maximum(site, 0)  # site -1 (exclusive, index 0) feeds zeros anyway
-        site_row, site_col = jnp.floor_divide(site, cols), jnp.mod(site, cols)
-        by_row = jnp.roll(by_offset, jnp.mod(site_row, ring), axis=0)
+        by_offset = [
+            self.kernel[tap_at[a, e]] if (a, e) in tap_at else zeros
+            for a in range(ring)
+            for e in range(block)
+        ]
+        # rolled by `slot` rows: ring row r holds row offset (r - slot) mod R
+        twice = jnp.stack(by_offset + by_offset).reshape(
+            2 * ring, block, self.in_features, self.out_features
+        )
+        slot = _shift_mod(site_row, 0, ring)
+        by_row = lax.dynamic_slice_in_dim(twice, lax.sub(np.int32(ring), slot), ring)
         weights = by_row.transpose(2, 0, 1, 3).reshape(self.in_features, -1)
         contribution = (_promote(inputs, weights) @ weights).reshape(
             ring, block, self.out_features
         )
-        zero = jnp.zeros((), site_row.dtype)
+        zero = np.int32(0)
         start = (zero, site_col, zero)
-        window = jax.lax.dynamic_slice(cache, start, (ring, block, self.out_features))
-        sums = jax.lax.dynamic_update_slice(cache, window + contribution, start)
-        row, col = jnp.floor_divide(index, cols), jnp.mod(index, cols)
-        at = (jnp.mod(row, ring), col + right, zero)
-        out = jax.lax.dynamic_slice(sums, at, (1, 1, self.out_features)).reshape(-1)
+        window = lax.dynamic_slice(cache, start, (ring, block, self.out_features))
+        sums = lax.dynamic_update_slice(cache, window + contribution, start)
+        row, col = lax.div(index, cols), lax.rem(index, cols)
+        at = (_shift_mod(row, 0, ring), col + np.int32(right), zero)
+        out = lax.dynamic_slice(sums, at, (1, 1, self.out_features)).reshape(-1)
         if self.bias is not None:
             out = out + self.bias
         # output `index` is finished: empty its slot for the output R rows below
-        sums = jax.lax.dynamic_update_slice(
+        sums = lax.dynamic_update_slice(
             sums, jnp.zeros((1, 1, self.out_features), sums.dtype), at
         )
         return out, state.set(self.cache, sums)
