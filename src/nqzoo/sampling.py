@@ -138,7 +138,10 @@ def _sample_jit(
     # it): row s holds the N uniforms of sample s, in (0, 1]. With JAX's default partitionable
     # Threefry, entry (s, i) depends only on the key and (s, i), not on n_samples.
     n_sites = model.hilbert.size
-    u = 1.0 - jax.random.uniform(key, (n_samples, n_sites), _uniform_dtype())
+    # Drawn flat and reshaped: the same numbers (the counter of entry (s, i) is s N + i), and
+    # a one-dimensional draw compiles to a much smaller Threefry kernel.
+    flat = jax.random.uniform(key, (n_samples * n_sites,), _uniform_dtype())
+    u = 1.0 - flat.reshape(n_samples, n_sites)
     chunk = n_samples if chunk_size is None else min(chunk_size, n_samples)
     n_chunks = math.ceil(n_samples / chunk)
     if n_chunks == 1:
