@@ -152,6 +152,42 @@ def test_fast_steps_equal_slow(kind, kw, exclusive, dtype, f_in, f_out, getkey):
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize("f_in, f_out", [(3, 2), (2, 3)])
+@pytest.mark.parametrize("kind, kw, exclusive", [LAYER_CASES[i] for i in (1, 3, 8)])
+def test_update_site_takes_any_integer_index(kind, kw, exclusive, f_in, f_out, getkey):
+    """Python ints, int32 and int64 indices (traced or not) give the same steps."""
+    fast, state = eqx.nn.make_with_state(_make)(
+        kind, kw, exclusive, True, f_in, f_out, jnp.float64, getkey()
+    )
+    fast = _randomized(fast, getkey())
+    flat = jax.random.normal(getkey(), _input_shape(kind, f_in)).reshape(-1, f_in)
+    n = flat.shape[0]
+
+    def steps(indices):
+        st, outs = jax.tree.map(jnp.copy, state), []  # eager `set` retires the state it is given
+        for index in indices:
+            inputs = flat[max(int(index) - int(exclusive), 0)]
+            out, st = fast.update_site(inputs, index, st)
+            outs.append(out)
+        return np.stack(outs)
+
+    expected = steps(range(n))
+    np.testing.assert_array_equal(steps([jnp.int32(i) for i in range(n)]), expected)
+    np.testing.assert_array_equal(steps([jnp.int64(i) for i in range(n)]), expected)
+
+    @eqx.filter_jit
+    def scanned(fast, state, indices):
+        def step(st, index):
+            out, st = fast.update_site(flat[jnp.maximum(index - int(exclusive), 0)], index, st)
+            return st, out
+
+        return jax.lax.scan(step, state, indices)[1]
+
+    for dtype in (jnp.int32, jnp.int64):
+        out = scanned(fast, state, jnp.arange(n, dtype=dtype))
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-14)
+
+
 @pytest.mark.parametrize("kind, kw, exclusive", LAYER_CASES[::3] + LAYER_CASES[1::3])
 def test_mask_corrected_init(kind, kw, exclusive, getkey):
     """kernel = sqrt(mask.size / mask.sum()) * mask * kernel_init(...) (NetKet's correction)."""
