@@ -64,6 +64,13 @@ def _shift_mod(index: Array, shift: int, n: int) -> Array:
     return lax.rem(lax.add(index, np.int32(shift % n)), np.int32(n))
 
 
+def _roll_blocks(blocks: list[Array], shift: Array) -> Array:
+    """`jnp.roll(jnp.stack(blocks), shift, axis=0)` for an int32 `0 <= shift < len(blocks)`:
+    one dynamic slice of the blocks stacked twice (no nested jit to trace)."""
+    n = len(blocks)
+    return lax.dynamic_slice_in_dim(jnp.stack(blocks + blocks), lax.sub(np.int32(n), shift), n)
+
+
 def _zero_before_start(inputs: ArrayLike, site: Array, exclusive: bool) -> Array:
     """The input to store: zero when `site` is -1 (the first step of an exclusive layer).
 
@@ -268,10 +275,8 @@ class FastMaskedConv1D(AbstractMaskedConv1D):
         tap_at = {self.offset - int(self.exclusive) + d * (taps - 1 - m): m for m in range(taps)}
         zeros = jnp.zeros((self.in_features, self.out_features), self.kernel.dtype)
         by_offset = [self.kernel[tap_at[p]] if p in tap_at else zeros for p in range(ring)]
-        # rolled by `slot`: row r of the slice holds offset (r - slot) mod C
-        twice = jnp.stack(by_offset + by_offset)
         slot, zero = _shift_mod(index, 0, ring), np.int32(0)
-        by_slot = lax.dynamic_slice_in_dim(twice, lax.sub(np.int32(ring), slot), ring)
+        by_slot = _roll_blocks(by_offset, slot)
         weights = by_slot.transpose(1, 0, 2).reshape(self.in_features, -1)
         contribution = (_promote(inputs, weights) @ weights).reshape(ring, self.out_features)
         sums = cache + contribution
@@ -389,7 +394,8 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         index = _as_index(index)
         excl = int(self.exclusive)
         inputs = _zero_before_start(inputs, index - excl, self.exclusive)
-        # site -1 (exclusive, index 0) only writes zeros: site 0's place is fine for that
+        # Site -1 (index 0 of an exclusive layer) feeds zeros. They are written at site 0's
+        # place, which site 0's own input overwrites at the next step.
         site = lax.max(lax.sub(index, np.int32(excl)), np.int32(0))
         site_row, site_col = lax.div(site, cols), lax.rem(site, cols)
         if self.caches_outputs:
@@ -432,17 +438,12 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
             ((kh - 1 - p) * dh, (kw // 2 - q) * dw + right): (p, q) for p, q in self.unmasked_taps
         }
         zeros = jnp.zeros((self.in_features, self.out_features), self.kernel.dtype)
-        by_offset = [
-            self.kernel[tap_at[a, e]] if (a, e) in tap_at else zeros
-            for a in range(ring)
-            for e in range(block)
-        ]
-        # rolled by `slot` rows: ring row r holds row offset (r - slot) mod R
-        twice = jnp.stack(by_offset + by_offset).reshape(
-            2 * ring, block, self.in_features, self.out_features
-        )
-        slot = _shift_mod(site_row, 0, ring)
-        by_row = lax.dynamic_slice_in_dim(twice, lax.sub(np.int32(ring), slot), ring)
+
+        def tap(a, e):
+            return self.kernel[tap_at[a, e]] if (a, e) in tap_at else zeros
+
+        by_offset = [jnp.stack([tap(a, e) for e in range(block)]) for a in range(ring)]
+        by_row = _roll_blocks(by_offset, _shift_mod(site_row, 0, ring))
         weights = by_row.transpose(2, 0, 1, 3).reshape(self.in_features, -1)
         contribution = (_promote(inputs, weights) @ weights).reshape(
             ring, block, self.out_features
