@@ -13,6 +13,7 @@ from .._custom_types import Activation, Initializer
 from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
 from ..nn import initializers
 from ..nn._activations import reim_selu
+from ..nn._fast_masked import _as_index
 from ..nn._masked import (
     _positive_int,
     _positive_pair,
@@ -141,7 +142,7 @@ def _conditional_log_step(model, x, index, state):
     """The fast step shared by every Fast* model (see `AbstractFastARNNSequential`)."""
     x = jnp.asarray(x)
     dtype = jnp.result_type(x.dtype, model.layers[0].kernel.dtype)
-    index = jax.lax.convert_element_type(jnp.asarray(index), jnp.int32)
+    index = _as_index(index)
     prev = jax.lax.dynamic_slice(x, (jax.lax.max(index - 1, jnp.int32(0)),), (1,))
     h = prev.astype(dtype)
     for i, layer in enumerate(model.layers):

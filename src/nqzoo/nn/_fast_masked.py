@@ -393,10 +393,11 @@ class FastMaskedConv2D(AbstractMaskedConv2D):
         _, left, _ = self.padding
         index = _as_index(index)
         excl = int(self.exclusive)
-        inputs = _zero_before_start(inputs, index - excl, self.exclusive)
+        site = lax.sub(index, np.int32(excl))
+        inputs = _zero_before_start(inputs, site, self.exclusive)
         # Site -1 (index 0 of an exclusive layer) feeds zeros. They are written at site 0's
         # place, which site 0's own input overwrites at the next step.
-        site = lax.max(lax.sub(index, np.int32(excl)), np.int32(0))
+        site = lax.max(site, np.int32(0))
         site_row, site_col = lax.div(site, cols), lax.rem(site, cols)
         if self.caches_outputs:
             return self._update_partial_sums(inputs, index, site_row, site_col, cache, state)
