@@ -1,5 +1,5 @@
-"""Runtime shape checking of the RBM family and MLP: on by default, off with the switch, and
-free inside `eqx.filter_jit` after tracing."""
+"""Runtime shape checking: on by default (RBM family, MLP and the field checks), off with the
+switch, free inside `eqx.filter_jit` after tracing, and cheap at import (lazy decoration)."""
 
 import os
 import subprocess
@@ -9,11 +9,14 @@ import textwrap
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
+from jaxtyping import Array, Float
 
 import nqzoo as nqz
 import nqzoo.models._rbm as rbm_module
+from nqzoo._typecheck import check_fields, decorate_all, typechecker
 
 
 HI = nqz.hilbert.Spin(0.5, 6)
@@ -135,3 +138,81 @@ def test_disable_switch_turns_everything_off():
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["(2,)", "()", "(1,)", "unchecked"]
+
+
+class _Pair(eqx.Module):
+    a: Float[Array, "n"]  # noqa: F821
+    b: Float[Array, "n {self.k}"]
+    k: int = eqx.field(static=True)
+
+
+def test_field_check_names_bound_axes_and_evaluates_symbolic_ones():
+    check_fields(_Pair(jnp.ones(3), jnp.ones((3, 2)), 2))  # well formed: no error
+    with pytest.raises(TypeError) as info:
+        check_fields(_Pair(jnp.ones(3), jnp.ones((4, 2)), 2))
+    message = str(info.value)
+    assert "_Pair.b is float64[4, 2], which does not match its annotation Float[Array, 'n 2']" \
+        in message
+    assert "n=3" in message  # the size `n` was bound to by the field before
+    with pytest.raises(TypeError, match=r"_Pair\.b is float64\[3, 3\].*'n 2'"):
+        check_fields(_Pair(jnp.ones(3), jnp.ones((3, 3)), 2))  # the symbolic axis
+
+
+def test_field_check_follows_the_config_switch():
+    bad = _Pair(jnp.ones(3), jnp.ones((4, 2)), 2)
+    jaxtyping.config.update("jaxtyping_disable", True)
+    try:
+        check_fields(bad)
+    finally:
+        jaxtyping.config.update("jaxtyping_disable", False)
+    with pytest.raises(TypeError, match=r"_Pair\.b"):
+        check_fields(bad)
+
+
+def test_unsupported_annotation_is_an_annotation_error():
+    def f(x: 3):  # not a type: beartype refuses it at the first call
+        return x
+
+    checked = jaxtyping.jaxtyped(f, typechecker=typechecker)
+    with pytest.raises(jaxtyping.AnnotationError, match=r"test_shape_checks.*\bf\b.*parameter"):
+        checked(1)
+
+
+def test_every_annotation_of_the_package_is_checkable():
+    # beartype is applied at the first call; apply it now to everything imported so far, so an
+    # annotation it cannot handle fails here instead of in some rarely called function.
+    import nqzoo.interop.netket  # noqa: F401 - its functions too
+
+    decorate_all()
+    assert decorate_all() == 0
+
+
+def test_import_is_lazy_and_keeps_the_dependencies_bytecode():
+    script = textwrap.dedent(
+        """
+        import sys
+        import nqzoo
+        from nqzoo import _typecheck
+        # Modules imported while the hook ran an nqzoo module get jaxtyping's bytecode file
+        # names, so they are compiled from source (jax, equinox, ...: seconds of import).
+        # (beartype loads a few parts of itself at its first decoration, which may come from
+        # a call at import time, e.g. a default argument `initializers.lecun_normal()`.)
+        recompiled = sorted(
+            name for name, module in sys.modules.items()
+            if not name.startswith(("nqzoo", "beartype"))
+            and "jaxtyping" in (getattr(module, "__cached__", None) or "").rsplit("/", 1)[-1]
+        )
+        lazy = list(_typecheck._LAZY)
+        print(len(recompiled), recompiled[:10])
+        print(len(lazy), sum(f.checked is None for f in lazy))
+        """
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    recompiled, decoration = done.stdout.splitlines()
+    assert recompiled == "0 []"
+    n_functions, n_pending = map(int, decoration.split())
+    # beartype runs only for the few functions called while importing
+    assert n_functions > 100 and n_pending > 0.9 * n_functions

@@ -2,15 +2,24 @@
 
 Runtime shape checking is on by default: every module of the package is imported through
 jaxtyping's import hook with beartype as the type checker (`nqzoo._typecheck`, which also
-lists the expected size of every symbolic axis in error messages), so every annotated function
-and method checks its arguments (and models check their fields). Set `JAXTYPING_DISABLE=1` (or
+lists the expected size of every symbolic axis in error messages, and applies beartype to a
+function at its first call rather than at import), so every annotated function and method checks
+its arguments (and models check their fields). Set `JAXTYPING_DISABLE=1` (or
 `jaxtyping.config.update("jaxtyping_disable", True)`) to turn it off. Inside `eqx.filter_jit`
 the checks run once, at trace time.
 """
 
 import importlib.metadata
 
+# The dependencies are imported before the hook is installed. While the hook executes one of
+# nqzoo's modules, jaxtyping points the bytecode cache at its own file names, so any module
+# imported for the first time from inside nqzoo (all of jax, equinox, ...) would miss its
+# `__pycache__` and be compiled from source (this doubled the import time).
+import equinox as _equinox  # noqa: F401
+import jax as _jax  # noqa: F401
+import jax.numpy as _jnp  # noqa: F401
 import jaxtyping as _jaxtyping
+import numpy as _np  # noqa: F401
 
 # The checker itself is imported before the hook, so it is not checked.
 from . import _typecheck as _typecheck
