@@ -82,17 +82,17 @@ N1D = 9
 
 
 def _make(kind, kw, exclusive, fast, f_in, f_out, dtype, key):
+    """The slow layer, or (fast=True) its fast wrapper."""
     if kind == "dense":
-        cls = nqz.nn.FastMaskedDense1D if fast else nqz.nn.MaskedDense1D
-        layer = cls(N1D, f_in, f_out, exclusive, param_dtype=dtype, key=key)
-    elif kind == "conv1d":
-        cls = nqz.nn.FastMaskedConv1D if fast else nqz.nn.MaskedConv1D
-        layer = cls(f_in, f_out, exclusive=exclusive, param_dtype=dtype, key=key, **kw)
-    else:
-        cls = nqz.nn.FastMaskedConv2D if fast else nqz.nn.MaskedConv2D
-        extra = dict(lattice_shape=(ROWS, COLS)) if fast else {}
-        layer = cls(f_in, f_out, exclusive=exclusive, param_dtype=dtype, key=key, **kw, **extra)
-    return layer
+        layer = nqz.nn.MaskedDense1D(N1D, f_in, f_out, exclusive, param_dtype=dtype, key=key)
+        return nqz.nn.FastMaskedDense1D(layer) if fast else layer
+    if kind == "conv1d":
+        layer = nqz.nn.MaskedConv1D(
+            f_in, f_out, exclusive=exclusive, param_dtype=dtype, key=key, **kw
+        )
+        return nqz.nn.FastMaskedConv1D(layer) if fast else layer
+    layer = nqz.nn.MaskedConv2D(f_in, f_out, exclusive=exclusive, param_dtype=dtype, key=key, **kw)
+    return nqz.nn.FastMaskedConv2D(layer, (ROWS, COLS)) if fast else layer
 
 
 def _expected(kind, kw, exclusive):
@@ -247,9 +247,27 @@ def test_conv2d_contract_takes_only_unmasked_taps(exclusive, n_unmasked, getkey)
 
 
 def test_update_site_needs_state(getkey):
-    layer, state = eqx.nn.make_with_state(nqz.nn.FastMaskedConv1D)(1, 2, 3, key=getkey())
+    conv = nqz.nn.MaskedConv1D(1, 2, 3, key=getkey())
+    layer, state = eqx.nn.make_with_state(nqz.nn.FastMaskedConv1D)(conv)
     with pytest.raises(TypeError, match="make_with_state"):
         layer.update_site(jnp.ones(1), 0, None)
+
+
+@pytest.mark.parametrize("kind, kw, exclusive", [LAYER_CASES[i] for i in (0, 2, 6)])
+def test_fast_layer_wraps_its_slow_layer(kind, kw, exclusive, getkey):
+    """The wrapper holds the layer it was given and its forward pass is that layer's."""
+    layer = _make(kind, kw, exclusive, False, 2, 3, jnp.float64, getkey())
+    wrapper = {
+        "dense": nqz.nn.FastMaskedDense1D,
+        "conv1d": nqz.nn.FastMaskedConv1D,
+        "conv2d": nqz.nn.FastMaskedConv2D,
+    }[kind]
+    args = ((ROWS, COLS),) if kind == "conv2d" else ()
+    fast, state = eqx.nn.make_with_state(wrapper)(layer, *args)
+    assert eqx.tree_equal(fast.layer, layer)
+    x = jax.random.normal(getkey(), _input_shape(kind, 2))
+    np.testing.assert_array_equal(fast(x), layer(x))
+    assert [leaf.shape for leaf in jax.tree.leaves(state)] == [state.get(fast.cache).shape]
 
 
 @pytest.mark.parametrize(

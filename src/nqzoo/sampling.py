@@ -2,14 +2,11 @@ r"""Exact sampling of autoregressive models.
 
 [`nqzoo.sample`][] draws independent configurations from $|\psi(x)|^p$ (`p` the model's
 `machine_pow`) one site at a time, $x_i \sim |\psi_i(\cdot \mid x_{<i})|^p$, with a
-`jax.lax.scan` over the sites. Models with a cache ([`nqzoo.models.AbstractFastARNN`][])
-advance one site per step through their `conditional`; every other
-[`nqzoo.models.AbstractARNN`][] recomputes its conditionals on the partially filled
-configurations at every step.
+`jax.lax.scan` over the sites. Every step calls the model's `conditional`: models with a
+cache ([`nqzoo.models.AbstractFastARNN`][]) advance one site through it; the default of
+every other [`nqzoo.models.AbstractARNN`][] recomputes its conditionals on the partially
+filled configurations.
 """
-
-import math
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -17,24 +14,22 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, Num, PRNGKeyArray
 
-from .models._autoreg import AbstractARNN, AbstractFastARNN
+from ._misc import chunked_map, positive_int
+from .models import AbstractARNN
 
 
 __all__ = ["sample"]
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(
-            f"{name} must be a positive Python int (a static value, not a traced array), "
-            f"got {name}={value!r}."
-        )
-    return int(value)
-
-
 def _uniform_dtype() -> np.dtype:
     # float64 when x64 is on, float32 otherwise.
     return jnp.zeros((), dtype=float).dtype
+
+
+def _log_prob_dtype(model: eqx.Module) -> np.dtype:
+    """The real dtype of the model's parameters (the default float if it has none)."""
+    params = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
+    return jnp.finfo(params[0].dtype).dtype if params else _uniform_dtype()
 
 
 def _choose(
@@ -54,19 +49,20 @@ def _choose(
     return k, jnp.log(p_k) - jnp.log(total)
 
 
-def _sample_chunk_fast(
-    model: AbstractFastARNN,
-    state: eqx.nn.State,
+def _sample_chunk(
+    model: AbstractARNN,
+    state: eqx.nn.State | None,
     u: Float[Array, "batch {model.hilbert.size}"],
     return_log_prob: bool,
 ):
+    """Sample one chunk of chains, site by site, through `model.conditional` (the cached
+    step of a fast model, the recomputing default of any other)."""
     hilbert = model.hilbert
-    n_sites = hilbert.size
     batch = u.shape[0]
     table = jnp.asarray(hilbert.local_states, dtype=hilbert.dtype)
-    # A fresh cache for every chain: all-zero leaves with a leading chain axis.
+    # A fresh cache for every chain: all-zero leaves with a leading chain axis (None stays None).
     cache = jax.tree.map(lambda leaf: jnp.zeros((batch, *jnp.shape(leaf)), leaf.dtype), state)
-    x = jnp.full((batch, n_sites), hilbert.local_states[0], dtype=hilbert.dtype)
+    x = jnp.full((batch, hilbert.size), hilbert.local_states[0], dtype=hilbert.dtype)
     step_fn = jax.vmap(model.conditional, in_axes=(0, None, 0))
 
     def step(carry, index):
@@ -78,39 +74,12 @@ def _sample_chunk_fast(
         k, log_p = _choose(p, u_i)
         x = jax.lax.dynamic_update_index_in_dim(x, table[k], index, axis=1)
         if return_log_prob:
-            log_prob = log_prob + log_p
+            log_prob = log_prob + log_p.astype(log_prob.dtype)
         return (x, cache, log_prob), None
 
-    log_prob = jnp.zeros((batch,), dtype=_uniform_dtype())
-    sites = jnp.arange(n_sites)
+    log_prob = jnp.zeros((batch,), dtype=_log_prob_dtype(model))
+    sites = jnp.arange(hilbert.size)
     (x, _, log_prob), _ = jax.lax.scan(step, (x, cache, log_prob), sites)
-    return x, log_prob
-
-
-def _sample_chunk_slow(
-    model: AbstractARNN, u: Float[Array, "batch {model.hilbert.size}"], return_log_prob: bool
-):
-    hilbert = model.hilbert
-    n_sites = hilbert.size
-    batch = u.shape[0]
-    table = jnp.asarray(hilbert.local_states, dtype=hilbert.dtype)
-    x = jnp.full((batch, n_sites), hilbert.local_states[0], dtype=hilbert.dtype)
-
-    def step(carry, index):
-        x, log_prob = carry
-        u_i = jax.lax.dynamic_index_in_dim(u, index, axis=1, keepdims=False)
-        log_psi = model.conditionals_log_psi(x)
-        log_psi_i = jax.lax.dynamic_index_in_dim(log_psi, index, axis=1, keepdims=False)
-        p = jnp.exp(model.machine_pow * log_psi_i.real)
-        k, log_p = _choose(p, u_i)
-        x = jax.lax.dynamic_update_index_in_dim(x, table[k], index, axis=1)
-        if return_log_prob:
-            log_prob = log_prob + log_p
-        return (x, log_prob), None
-
-    log_prob = jnp.zeros((batch,), dtype=_uniform_dtype())
-    sites = jnp.arange(n_sites)
-    (x, log_prob), _ = jax.lax.scan(step, (x, log_prob), sites)
     return x, log_prob
 
 
@@ -125,14 +94,8 @@ def _sample_jit(
 ):
     # Jitted as a whole so that an eager call compiles one program, cached across calls;
     # inside a user's jit this simply inlines.
-    if state is not None:
-
-        def sample_chunk(u):
-            return _sample_chunk_fast(model, state, u, return_log_prob)
-    else:
-
-        def sample_chunk(u):
-            return _sample_chunk_slow(model, u, return_log_prob)
+    def sample_chunk(u):
+        return _sample_chunk(model, state, u, return_log_prob)
 
     # All the randomness, drawn once for the whole call (so chunking and sharding cannot change
     # it): row s holds the N uniforms of sample s, in (0, 1]. With JAX's default partitionable
@@ -142,21 +105,10 @@ def _sample_jit(
     # a one-dimensional draw compiles to a much smaller Threefry kernel.
     flat = jax.random.uniform(key, (n_samples * n_sites,), _uniform_dtype())
     u = 1.0 - flat.reshape(n_samples, n_sites)
-    chunk = n_samples if chunk_size is None else min(chunk_size, n_samples)
-    n_chunks = math.ceil(n_samples / chunk)
-    if n_chunks == 1:
-        return sample_chunk(u)
-    n_padded = n_chunks * chunk
-    # Pad with copies of the first rows; the padded samples are dropped below.
-    u = jnp.concatenate([u, u[: n_padded - n_samples]])
-    # Sample s = c * n_chunks + j is computed in map iteration j, row c. Every map iteration
-    # then touches every contiguous block of the sample axis, so sharding the sample axis
-    # shards the work of each iteration instead of serialising the devices.
-    u = u.reshape(chunk, n_chunks, n_sites).swapaxes(0, 1)
-    x, log_prob = jax.lax.map(sample_chunk, u)
-    x = x.swapaxes(0, 1).reshape(n_padded, -1)[:n_samples]
-    log_prob = log_prob.swapaxes(0, 1).reshape(n_padded)[:n_samples]
-    return x, log_prob
+    # Sample s goes to map iteration s mod n_chunks (see chunked_map): every iteration then
+    # touches every contiguous block of the sample axis, so sharding the sample axis shards
+    # the work of each iteration instead of serialising the devices.
+    return chunked_map(sample_chunk, u, chunk_size)
 
 
 def sample(
@@ -175,10 +127,11 @@ def sample(
 
     Sites are sampled in order $0, 1, \dots, N-1$ with a `jax.lax.scan`: at step $i$ every
     chain draws $x_i$ from the conditional $|\psi_i(\cdot \mid x_{<i})|^p$ by inverting its
-    cumulative distribution at a uniform random number. Fast models
-    ([`nqzoo.models.AbstractFastARNN`][]) call their cached one-site `conditional` (vmapped
-    over chains, each chain with its own all-zero cache); other models recompute
-    `conditionals_log_psi` of the partially filled configurations at every step.
+    cumulative distribution at a uniform random number. Every step calls the model's
+    `conditional(x, index, state)`, vmapped over chains: fast models
+    ([`nqzoo.models.AbstractFastARNN`][]) step their caches (each chain starts from its own
+    all-zero cache); the default of [`nqzoo.models.AbstractARNN`][] recomputes the
+    conditionals of the partially filled configuration.
 
     **Reproducibility.** All random numbers are drawn at once,
     `u = 1 - jax.random.uniform(key, (n_samples, N))`, and sample `s` uses only row `u[s]`
@@ -196,7 +149,8 @@ def sample(
     - `key`: a JAX PRNG key.
     - `state`: the `eqx.nn.State` of a fast model, as returned by
       `eqx.nn.make_with_state(...)`. Required for fast models (only its structure, shapes and
-      dtypes are used: every chain starts from an all-zero cache); ignored for other models.
+      dtypes are used: every chain starts from an all-zero cache); other models return it
+      unchanged, so generic code may always pass one.
     - `chunk_size`: if given, at most this many samples are processed at once
       (`jax.lax.map` over chunks), bounding the memory of caches and activations. The last
       chunk is padded when `chunk_size` does not divide `n_samples`. (The output and the
@@ -211,8 +165,9 @@ def sample(
     **Raises:**
 
     - `TypeError` if `model` is not an `AbstractARNN`.
-    - `ValueError` if `n_samples` or `chunk_size` is not a positive int, if the model's
-      Hilbert space is constrained, or if a fast model is given without `state`.
+    - `TypeError` if a fast model is given without `state` (raised by its `conditional`).
+    - `ValueError` if `n_samples` or `chunk_size` is not a positive int, or if the model's
+      Hilbert space is constrained.
     """
     if not isinstance(model, AbstractARNN):
         raise TypeError(
@@ -220,26 +175,16 @@ def sample(
             f"nqzoo.models.AbstractARNN, got {type(model).__name__}. For other models use a "
             "Markov-chain sampler (e.g. NetKet's MetropolisSampler)."
         )
-    n_samples = _check_positive_int("n_samples", n_samples)
+    n_samples = positive_int(n_samples, "n_samples")
     if chunk_size is not None:
-        chunk_size = _check_positive_int("chunk_size", chunk_size)
+        chunk_size = positive_int(chunk_size, "chunk_size")
     hilbert = model.hilbert
     if getattr(hilbert, "constrained", False):
         raise ValueError(
             f"sample() needs an unconstrained Hilbert space, got {hilbert!r}: the "
             "autoregressive conditionals would put weight outside the constraint."
         )
-    fast = isinstance(model, AbstractFastARNN)
-    if fast and state is None:
-        raise ValueError(
-            f"{type(model).__name__} is a fast autoregressive model and needs its cache state: "
-            f"build it with `model, state = eqx.nn.make_with_state({type(model).__name__})(...)` "
-            "and call `sample(model, n_samples, key=key, state=state)`."
-        )
-
-    x, log_prob = _sample_jit(
-        model, state if fast else None, key, n_samples, chunk_size, return_log_prob
-    )
+    x, log_prob = _sample_jit(model, state, key, n_samples, chunk_size, return_log_prob)
     if return_log_prob:
         return x, log_prob
     return x

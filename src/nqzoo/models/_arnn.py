@@ -5,22 +5,13 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
 
-from .._checks import check_fields
 from .._custom_types import Activation, Initializer
+from .._misc import positive_int, positive_int_pair
+from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
-from ..nn import initializers
-from ..nn._activations import reim_selu
-from ..nn._fast_masked import _as_index
-from ..nn._masked import (
-    _positive_int,
-    _positive_pair,
-    MaskedConv1D,
-    MaskedConv2D,
-    MaskedDense1D,
-)
+from ..nn import initializers, MaskedConv1D, MaskedConv2D, MaskedDense1D, reim_selu
 from ._autoreg import (
     AbstractARNN,
     check_autoregressive_hilbert,
@@ -36,15 +27,9 @@ from ._autoreg import (
 
 def feature_list(features: object, layers: object, local_size: int) -> tuple[int, ...]:
     """NetKet's feature widths: an int `f` gives `(f,) * (layers - 1) + (local_size,)`."""
-    layers = _positive_int(layers, "layers")
-    if isinstance(features, int | np.integer) and not isinstance(features, bool):
-        _positive_int(features, "features")
-        return (int(features),) * (layers - 1) + (local_size,)
+    layers = positive_int(layers, "layers")
     if not isinstance(features, tuple | list):
-        raise ValueError(
-            f"features must be a positive int or a tuple of {layers} positive ints, got "
-            f"features={features!r}."
-        )
+        return (positive_int(features, "features"),) * (layers - 1) + (local_size,)
     features = tuple(features)
     if len(features) != layers:
         raise ValueError(
@@ -52,7 +37,7 @@ def feature_list(features: object, layers: object, local_size: int) -> tuple[int
             f"layer (features={features!r})."
         )
     for f in features:
-        _positive_int(f, "every entry of features")
+        positive_int(f, "every entry of features")
     if features[-1] != local_size:
         raise ValueError(
             f"The last entry of features must equal the Hilbert space's local_size="
@@ -71,7 +56,7 @@ def lattice_shape_of(n_sites: int, lattice_shape: object) -> tuple[int, int]:
                 f"lattice_shape=(rows, cols) with rows * cols = {n_sites}."
             )
         return side, side
-    rows, cols = _positive_pair(lattice_shape, "lattice_shape")
+    rows, cols = positive_int_pair(lattice_shape, "lattice_shape")
     if rows * cols != n_sites:
         raise ValueError(
             f"lattice_shape={tuple(lattice_shape)!r} has {rows * cols} sites but the Hilbert "
@@ -120,8 +105,8 @@ class AbstractARNNSequential(AbstractARNN):
         x = jnp.asarray(x)
         n, local_size = self.hilbert.size, self.hilbert.local_size
         batch = x.shape[:-1]
-        dtype = jnp.result_type(x.dtype, self.layers[0].kernel.dtype)
-        flat = x.reshape(-1, n).astype(dtype)
+        # the local values enter the first layer in the parameter dtype
+        flat = x.reshape(-1, n).astype(self.layers[0].kernel.dtype)
 
         def one(config):
             # Between layers the activations are kept as (N, F): XLA's CPU loops vectorise
@@ -138,24 +123,9 @@ class AbstractARNNSequential(AbstractARNN):
         return normalize_log_conditionals(z, self.machine_pow).reshape(*batch, n, local_size)
 
 
-def _conditional_log_step(model, x, index, state):
-    """The fast step shared by every Fast* model (see `AbstractFastARNNSequential`)."""
-    x = jnp.asarray(x)
-    dtype = jnp.result_type(x.dtype, model.layers[0].kernel.dtype)
-    index = _as_index(index)
-    prev = jax.lax.dynamic_slice(x, (jax.lax.max(index - 1, jnp.int32(0)),), (1,))
-    h = prev.astype(dtype)
-    for i, layer in enumerate(model.layers):
-        if i > 0:
-            h = model.activation(h)
-        h, state = layer.update_site(h, index, state)
-    return normalize_log_conditionals(h, model.machine_pow), state
-
-
 # --------------------------------------------------------------------------------------------
 # Concrete slow models
 # --------------------------------------------------------------------------------------------
-
 
 
 def _dense_layers(
@@ -281,10 +251,6 @@ class ARNNDense(AbstractARNNSequential):
         )
 
 
-    def __check_init__(self):
-        check_fields(self)
-
-
 class ARNNConv1D(AbstractARNNSequential):
     r"""Autoregressive network of causal [`nqzoo.nn.MaskedConv1D`][] layers on a chain.
 
@@ -336,8 +302,8 @@ class ARNNConv1D(AbstractARNNSequential):
         self.hilbert = check_autoregressive_hilbert(hilbert)
         self.machine_pow = check_machine_pow(machine_pow)
         self.features = feature_list(features, layers, hilbert.local_size)
-        self.kernel_size = _positive_int(kernel_size, "kernel_size")
-        self.kernel_dilation = _positive_int(kernel_dilation, "kernel_dilation")
+        self.kernel_size = positive_int(kernel_size, "kernel_size")
+        self.kernel_dilation = positive_int(kernel_dilation, "kernel_dilation")
         self.activation = activation
         self.layers = _conv_layers(
             MaskedConv1D,
@@ -350,10 +316,6 @@ class ARNNConv1D(AbstractARNNSequential):
             bias_init,
             key,
         )
-
-
-    def __check_init__(self):
-        check_fields(self)
 
 
 class ARNNConv2D(AbstractARNNSequential):
@@ -412,8 +374,8 @@ class ARNNConv2D(AbstractARNNSequential):
         self.hilbert = check_autoregressive_hilbert(hilbert)
         self.machine_pow = check_machine_pow(machine_pow)
         self.features = feature_list(features, layers, hilbert.local_size)
-        self.kernel_size = _positive_pair(kernel_size, "kernel_size")
-        self.kernel_dilation = _positive_pair(kernel_dilation, "kernel_dilation")
+        self.kernel_size = positive_int_pair(kernel_size, "kernel_size")
+        self.kernel_dilation = positive_int_pair(kernel_dilation, "kernel_dilation")
         self.lattice_shape = lattice_shape_of(hilbert.size, lattice_shape)
         self.activation = activation
         self.layers = _conv_layers(
@@ -427,10 +389,6 @@ class ARNNConv2D(AbstractARNNSequential):
             bias_init,
             key,
         )
-
-
-    def __check_init__(self):
-        check_fields(self)
 
     def to_layout(self, h: Inexact[Array, "{self.hilbert.size} f"]) -> Inexact[Array, "..."]:
         """Reshape one configuration to the lattice, `(rows, cols, F)` in raster order."""

@@ -1,3 +1,5 @@
+"""The autoregressive bases: normalised conditionals, log-amplitudes, one sampling step."""
+
 import abc
 
 import equinox as eqx
@@ -5,6 +7,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Inexact, Int, Num
 
+from .._misc import check_hilbert, positive_number
+from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
 
 
@@ -13,16 +17,17 @@ def check_autoregressive_hilbert(hilbert: object) -> AbstractDiscreteHilbert:
 
     **Raises:** `TypeError` for anything that is not an
     [`nqzoo.hilbert.AbstractDiscreteHilbert`][] (e.g. a continuous
-    [`nqzoo.hilbert.Particles`][] box); `ValueError` for constrained spaces (e.g.
-    `Spin(0.5, N, total_sz=0)`), whose product-of-conditionals would put weight outside the
-    space.
+    [`nqzoo.hilbert.Particles`][] box, or a NetKet space); `ValueError` for constrained spaces
+    (e.g. `Spin(0.5, N, total_sz=0)`), whose product-of-conditionals would put weight outside
+    the space.
     """
-    if not isinstance(hilbert, AbstractDiscreteHilbert):
-        kind = "a continuous space" if isinstance(hilbert, AbstractHilbert) else "not a space"
-        raise TypeError(
-            f"Autoregressive networks need a discrete Hilbert space (Spin, Qubit, Fock) whose "
-            f"sites all take the same local values; got hilbert={hilbert!r} ({kind})."
-        )
+    kind = "a continuous space" if isinstance(hilbert, AbstractHilbert) else "not a space"
+    check_hilbert(
+        hilbert,
+        AbstractDiscreteHilbert,
+        "Autoregressive networks need a discrete nqzoo Hilbert space (Spin, Qubit, Fock) whose "
+        f"sites all take the same local values ({kind} given)",
+    )
     if hilbert.constrained:
         raise ValueError(
             f"Autoregressive networks need an unconstrained Hilbert space, got hilbert="
@@ -32,17 +37,8 @@ def check_autoregressive_hilbert(hilbert: object) -> AbstractDiscreteHilbert:
 
 
 def check_machine_pow(machine_pow: object) -> int | float:
-    """Check that `machine_pow` is a positive real number (an int such as 2 or a float)."""
-    if (
-        isinstance(machine_pow, bool)
-        or not isinstance(machine_pow, int | float)
-        or not machine_pow > 0
-    ):
-        raise ValueError(
-            f"machine_pow must be a positive number (2 samples |psi|^2), got "
-            f"machine_pow={machine_pow!r}."
-        )
-    return machine_pow
+    """Check that `machine_pow` is a finite positive number (an int such as 2 or a float)."""
+    return positive_number(machine_pow, "machine_pow", " (2 samples |psi|^2)")
 
 
 def normalize_log_conditionals(
@@ -69,13 +65,15 @@ class AbstractARNN(eqx.Module):
     Subclasses provide `hilbert` (a homogeneous, unconstrained discrete space), `machine_pow`
     and [`conditionals_log_psi`][nqzoo.models.AbstractARNN.conditionals_log_psi], which must
     return *normalised* log-conditionals (use [`nqzoo.models.normalize_log_conditionals`][]).
-    Everything else (log-amplitudes, probabilities, sampling) follows.
+    Everything else (log-amplitudes, probabilities, the sampling step
+    [`conditional`][nqzoo.models.AbstractARNN.conditional], sampling) follows.
     """
 
     hilbert: eqx.AbstractVar[AbstractDiscreteHilbert]
     machine_pow: eqx.AbstractVar[int | float]
 
     def __check_init__(self):
+        check_fields(self)
         check_autoregressive_hilbert(self.hilbert)
         check_machine_pow(self.machine_pow)
 
@@ -106,6 +104,32 @@ class AbstractARNN(eqx.Module):
         """
         return jnp.exp(self.machine_pow * self.conditionals_log_psi(x).real)
 
+    def conditional(
+        self,
+        x: Num[ArrayLike, " {self.hilbert.size}"],
+        index: Int[ArrayLike, ""],
+        state: eqx.nn.State | None = None,
+    ) -> tuple[Float[Array, " {self.hilbert.local_size}"], eqx.nn.State | None]:
+        """One sampling step: the probabilities of site `index` given `x[:index]`.
+
+        This default recomputes the conditionals of the whole configuration and reads row
+        `index` (a cost that grows with `N`); models with a cache
+        ([`nqzoo.models.AbstractFastARNN`][]) override it with a step whose cost does not.
+        [`nqzoo.sample`][] calls it for `index = 0, 1, …, N-1`, mapped over chains.
+
+        **Arguments:**
+
+        - `x`: one configuration `(N,)`; only sites before `index` are read.
+        - `index`: the site to sample (a traced integer is fine).
+        - `state`: the cache state of a fast model; `None` (and returned unchanged) here.
+
+        **Returns:** `(probabilities (local_size,), state)`, the probabilities being
+        `|ψ_index(k | x_<index)|^machine_pow`.
+        """
+        log_psi = self.conditionals_log_psi(x)
+        row = jax.lax.dynamic_index_in_dim(log_psi, index, axis=0, keepdims=False)
+        return jnp.exp(self.machine_pow * row.real), state
+
     def __call__(
         self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch"]:
@@ -117,27 +141,59 @@ class AbstractARNN(eqx.Module):
 
 
 class AbstractFastARNN(AbstractARNN):
-    """An autoregressive network with a cache for O(1)-per-site sampling steps.
+    """An autoregressive network with a cache for sampling steps whose cost does not grow
+    with `N`.
 
-    Built with `eqx.nn.make_with_state`; the cache of every layer lives in an
-    `eqx.nn.State`, per configuration (no batch axis; samplers `vmap` over chains). A state
-    whose caches are all zeros is the initial state of a sampling pass.
+    Built with `eqx.nn.make_with_state`; the cache lives in an `eqx.nn.State`, per
+    configuration (no batch axis; samplers `vmap` over chains). A state whose caches are all
+    zeros is the initial state of a sampling pass. Subclasses implement
+    [`step`][nqzoo.models.AbstractFastARNN.step]; `conditional` checks the state and calls it.
     """
 
-    @abc.abstractmethod
     def conditional(
         self,
         x: Num[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
-        state: eqx.nn.State,
+        state: eqx.nn.State | None = None,
     ) -> tuple[Float[Array, " {self.hilbert.local_size}"], eqx.nn.State]:
-        """One sampling step: the probabilities of site `index` given `x[:index]`.
+        """One sampling step from the cache: the probabilities of site `index` given
+        `x[:index]`.
+
+        Call it for `index = 0, 1, …, N-1` in order, starting from the state returned by
+        `eqx.nn.make_with_state` (or any state whose leaves are all zero).
+        `jax.vmap(model.conditional, in_axes=(0, None, 0))` steps many chains at once.
 
         **Arguments:**
 
-        - `x`: one configuration; only sites before `index` are read.
+        - `x`: one configuration `(N,)`; sites `< index` must hold the sampled values.
         - `index`: the site to sample (a traced integer is fine).
-        - `state`: the cache state (from `eqx.nn.make_with_state` or a previous step).
+        - `state`: the cache state (required).
 
-        **Returns:** `(probabilities, state)`; the probabilities have shape `(local_size,)`.
+        **Returns:** `(probabilities (local_size,), new state)`.
+
+        **Raises:** `TypeError` if `state` is not an `eqx.nn.State`.
+        """
+        if not isinstance(state, eqx.nn.State):
+            name = type(self).__name__
+            raise TypeError(
+                f"{name} is a fast autoregressive model and needs its cache state, got "
+                f"state={type(state).__name__}: build it with `model, state = "
+                f"eqx.nn.make_with_state({name})(...)` and pass `state` (to nqz.sample or "
+                "conditional; a state whose leaves are all zero starts a new configuration)."
+            )
+        log_psi, state = self.step(x, index, state)
+        return jnp.exp(self.machine_pow * log_psi.real), state
+
+    @abc.abstractmethod
+    def step(
+        self,
+        x: Num[ArrayLike, " {self.hilbert.size}"],
+        index: Int[ArrayLike, ""],
+        state: eqx.nn.State,
+    ) -> tuple[Inexact[Array, " {self.hilbert.local_size}"], eqx.nn.State]:
+        """The normalised log-conditional `log ψ_index(· | x_<index)` from the cache.
+
+        **Arguments:** as [`conditional`][nqzoo.models.AbstractFastARNN.conditional].
+
+        **Returns:** `(log-conditional (local_size,), new state)`.
         """

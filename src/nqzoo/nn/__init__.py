@@ -2,13 +2,6 @@
 
 from . import initializers as initializers
 from ._activations import gelu as gelu, log_cosh as log_cosh, reim_selu as reim_selu
-from ._fast_masked import (
-    FastMaskedConv1D as FastMaskedConv1D,
-    FastMaskedConv2D as FastMaskedConv2D,
-    FastMaskedDense1D as FastMaskedDense1D,
-)
-from ._masked import (
-    MaskedConv1D as MaskedConv1D,
-    MaskedConv2D as MaskedConv2D,
-    MaskedDense1D as MaskedDense1D,
-)
+from ._masked_conv1d import FastMaskedConv1D as FastMaskedConv1D, MaskedConv1D as MaskedConv1D
+from ._masked_conv2d import FastMaskedConv2D as FastMaskedConv2D, MaskedConv2D as MaskedConv2D
+from ._masked_dense import FastMaskedDense1D as FastMaskedDense1D, MaskedDense1D as MaskedDense1D

@@ -1,0 +1,142 @@
+"""Helpers shared across nqzoo: argument validators and the chunked map.
+
+Every validator takes the value and the argument's name, returns the value in its canonical
+form (a Python `int`, a tuple, ...) and raises a `ValueError` (or `TypeError` for a value of
+the wrong kind) whose message names the argument, the value given and what is allowed.
+"""
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, ArrayLike
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def positive_int(value: object, argname: str) -> int:
+    """`value` as a Python int `>= 1` (numpy integers accepted, bools refused)."""
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{argname} must be a positive integer, got {argname}={value!r}.")
+    return int(value)
+
+
+def int_at_least(value: object, argname: str, minimum: int) -> int:
+    """`value` as a Python int `>= minimum`."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{argname} must be an integer >= {minimum}, got {argname}={value!r}.")
+    return int(value)
+
+
+def positive_int_pair(value: object, argname: str) -> tuple[int, int]:
+    """A pair of positive ints `(height, width)`; a single int `k` gives `(k, k)`."""
+    if _is_int(value):
+        value = (value, value)
+    if (
+        not isinstance(value, tuple | list)
+        or len(value) != 2
+        or not all(_is_int(v) and v >= 1 for v in value)
+    ):
+        shown = tuple(value) if isinstance(value, list) else value
+        raise ValueError(
+            f"{argname} must be a pair of positive integers (height, width), got "
+            f"{argname}={shown!r}."
+        )
+    return int(value[0]), int(value[1])
+
+
+def positive_ints(value: object, argname: str) -> tuple[int, ...]:
+    """A tuple of positive ints from one int or a sequence of them."""
+    if _is_int(value) and value >= 1:
+        return (int(value),)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if all(_is_int(v) and v >= 1 for v in value):
+            return tuple(int(v) for v in value)
+    raise ValueError(
+        f"{argname} must be a positive integer or a sequence of positive integers, "
+        f"got {argname}={value!r}."
+    )
+
+
+def positive_number(value: object, argname: str, hint: str = "") -> int | float:
+    """A finite real number `> 0` (an int stays an int); `hint` is appended to the message."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | np.integer | np.floating)
+        or not math.isfinite(value)
+        or not value > 0
+    ):
+        raise ValueError(
+            f"{argname} must be a finite positive number{hint}, got {argname}={value!r}."
+        )
+    return int(value) if _is_int(value) else float(value)
+
+
+def as_index(index: ArrayLike) -> Array:
+    """A site index as an int32 scalar, so that every start index of a step has one dtype."""
+    return lax.convert_element_type(jnp.asarray(index), np.int32)
+
+
+def chunked_map(
+    fn: Callable[[Any], Any], xs: Any, chunk_size: int | None, *, checkpoint: bool = False
+) -> Any:
+    """`fn(xs)` for a function acting row by row on the leading axis of the pytree `xs`,
+    evaluated `chunk_size` rows at a time (`jax.lax.map`) so that memory is bounded by a chunk.
+
+    The leading axis is padded to whole chunks with copies of its first rows, whose results
+    are dropped. Row `s` goes to map iteration `s mod n_chunks`: every iteration then touches
+    every contiguous block of the leading axis, so when that axis is sharded over devices each
+    iteration's work is sharded too instead of the devices taking turns. With
+    `checkpoint=True` the body is rematerialised in the backward pass (a gradient then stores
+    one chunk's intermediates, not every chunk's).
+
+    **Arguments:**
+
+    - `fn`: maps a pytree whose leaves have a leading axis `m` to one whose leaves do too.
+    - `xs`: the input pytree; all leaves share the leading length `n`.
+    - `chunk_size`: rows per chunk, or `None` (or `>= n`) for a single call `fn(xs)`.
+    - `checkpoint`: rematerialise `fn` in the backward pass.
+
+    **Returns:** the pytree `fn(xs)` would give, with leading axis `n`.
+    """
+    n = jax.tree.leaves(xs)[0].shape[0]
+    if chunk_size is None or chunk_size >= n:
+        return fn(xs)
+    if checkpoint:
+        fn = jax.checkpoint(fn, prevent_cse=False)
+    n_chunks = -(-n // chunk_size)
+    n_padded = n_chunks * chunk_size
+
+    def split(leaf):
+        if n_padded > n:
+            leaf = jnp.concatenate([leaf, leaf[: n_padded - n]])
+        return leaf.reshape(chunk_size, n_chunks, *leaf.shape[1:]).swapaxes(0, 1)
+
+    def merge(leaf):
+        return leaf.swapaxes(0, 1).reshape(n_padded, *leaf.shape[2:])[:n]
+
+    out = jax.lax.map(fn, jax.tree.map(split, xs))
+    return jax.tree.map(merge, out)
+
+
+def check_hilbert(hilbert: object, kind: type | tuple[type, ...], needs: str) -> Any:
+    """`hilbert` if it is an instance of `kind`, else a `TypeError` saying what `needs` are.
+
+    A NetKet Hilbert space gets a message naming its converter,
+    `nqzoo.interop.netket.hilbert_from_netket` (models do not import NetKet).
+    """
+    if isinstance(hilbert, kind):
+        return hilbert
+    hint = ""
+    if type(hilbert).__module__.split(".")[0] == "netket":
+        hint = (
+            " This is a NetKet space: convert it with "
+            "`nqzoo.interop.netket.hilbert_from_netket(space)`."
+        )
+    raise TypeError(f"{needs}; got hilbert={hilbert!r}.{hint}")
