@@ -2,7 +2,12 @@ import jax
 import pytest
 
 
+# As Equinox's and lineax's test suites: float64, and no implicit dtype or rank promotion, so
+# that a model that silently promotes (a float32 model computing in float64, an int input
+# promoted by accident, a broadcast between mismatched ranks) fails its tests.
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 @pytest.fixture
