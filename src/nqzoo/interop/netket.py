@@ -8,73 +8,136 @@ nk_module, nk_variables = to_netket(model)
 ```
 
 Conversions copy parameters exactly (bit for bit), so `model(x)` equals
-`nk_module.apply(nk_variables, x)` up to floating-point summation order.
-Requires the optional `netket` extra (`pip install "nqzoo[netket]"`).
+`nk_module.apply(nk_variables, x)` up to floating-point summation order. They are strict:
+variables that do not match the module (a missing or extra parameter, a wrong shape or dtype)
+are refused with an error naming the parameter. Requires the optional `netket` extra.
 """
 
 from typing import Any
 
-# Importing the family modules registers their converters.
-from . import _autoreg, _deepset, _mlp, _rbm  # noqa: F401
+from .. import hilbert as nqh, models as nqm
+from ._autoreg import arnn_from_netket, arnn_to_netket
+from ._deepset import (
+    deepset_mlp_from_netket,
+    deepset_mlp_to_netket,
+    reldist_from_netket,
+    reldist_to_netket,
+)
 from ._hilbert import (
     hilbert_from_netket as hilbert_from_netket,
     hilbert_to_netket as hilbert_to_netket,
 )
-from ._registry import FROM_NETKET, TO_NETKET
+from ._mlp import mlp_from_netket, mlp_to_netket
+from ._rbm import (
+    modphase_to_netket,
+    multival_from_netket,
+    multival_to_netket,
+    rbm_from_netket,
+    rbm_to_netket,
+)
 
 
 __all__ = ["from_netket", "to_netket", "hilbert_from_netket", "hilbert_to_netket"]
 
+#: NetKet class name (in `netket.models`) -> (nqzoo class, from NetKet, to NetKet), where
+#: `from_fn(nqzoo_cls, module, params, hilbert)` builds the nqzoo model (`hilbert` is an nqzoo
+#: space or None) and `to_fn(netket_cls, model)` gives `(module, params)`.
+_CONVERTERS = {
+    "RBM": (nqm.RBM, rbm_from_netket, rbm_to_netket),
+    "RBMModPhase": (nqm.RBMModPhase, rbm_from_netket, modphase_to_netket),
+    "RBMMultiVal": (nqm.RBMMultiVal, multival_from_netket, multival_to_netket),
+    "MLP": (nqm.MLP, mlp_from_netket, mlp_to_netket),
+    "DeepSetMLP": (nqm.DeepSetMLP, deepset_mlp_from_netket, deepset_mlp_to_netket),
+    "DeepSetRelDistance": (nqm.DeepSetRelDistance, reldist_from_netket, reldist_to_netket),
+    "ARNNDense": (nqm.ARNNDense, arnn_from_netket, arnn_to_netket),
+    "ARNNConv1D": (nqm.ARNNConv1D, arnn_from_netket, arnn_to_netket),
+    "ARNNConv2D": (nqm.ARNNConv2D, arnn_from_netket, arnn_to_netket),
+    "FastARNNDense": (nqm.FastARNNDense, arnn_from_netket, arnn_to_netket),
+    "FastARNNConv1D": (nqm.FastARNNConv1D, arnn_from_netket, arnn_to_netket),
+    "FastARNNConv2D": (nqm.FastARNNConv2D, arnn_from_netket, arnn_to_netket),
+}
 
-def from_netket(module: Any, variables: dict, *, hilbert: Any = None) -> Any:
+
+def from_netket(module: Any, variables: Any, *, hilbert: Any = None) -> Any:
     """Build the nqzoo model equal to a NetKet module with the given variables.
 
     **Arguments:**
 
-    - `module`: a NetKet model instance (e.g. `nk.models.RBM(alpha=2)`).
-    - `variables`: its variables, `{"params": …}` as returned by `module.init` (a NetKet
-      `MCState.variables` works too; a `"cache"` collection is ignored).
-    - `hilbert`: the nqzoo Hilbert space, needed only for models that do not record one in
-      NetKet (RBM, RBMModPhase, MLP, DeepSetMLP). When omitted it is inferred from the
-      parameter shapes: Spin-1/2 for RBM/RBMModPhase/MLP and `Fock(n_classes - 1)` for
-      RBMMultiVal. Models that store a NetKet Hilbert space (ARNNs, DeepSetRelDistance)
-      convert that one.
+    - `module`: a NetKet model instance (e.g. `nk.models.RBM(alpha=2)`); its hyperparameters
+      (flags such as `use_visible_bias`, widths, `param_dtype`) define the model.
+    - `variables`: its variables, `{"params": ...}` as returned by `module.init` (a NetKet
+      `MCState.variables` works too; other collections such as `"cache"` are ignored). They
+      must be exactly the module's parameters, with its shapes and `param_dtype`.
+    - `hilbert`: the Hilbert space, an nqzoo space or a NetKet one (converted with
+      [`nqzoo.interop.netket.hilbert_from_netket`][]). It is needed only for models that do
+      not record one in NetKet (RBM, RBMModPhase, RBMMultiVal, MLP); when omitted it is
+      inferred from the parameter shapes: Spin-1/2 for RBM/RBMModPhase/MLP and
+      `Fock(n_classes - 1)` for RBMMultiVal. Models that record their space (ARNNs,
+      DeepSetRelDistance) convert that one, and a `hilbert` given too must equal it.
 
     **Returns:** the nqzoo model; for `Fast*` autoregressive models, `(model, state)`.
+
+    **Raises:** `TypeError` for a module nqzoo has no model for; `ValueError` naming the
+    parameter path (e.g. `params/visible_bias`) when the variables do not match the module,
+    and for a `hilbert` that does not fit.
     """
     name = type(module).__name__
-    try:
-        convert = FROM_NETKET[name]
-    except KeyError:
+    if name not in _CONVERTERS:
         raise TypeError(
-            f"from_netket does not know NetKet's {name}; supported: {sorted(FROM_NETKET)}."
-        ) from None
-    params = variables["params"] if "params" in variables else variables
-    params = _unfreeze(params)
-    if hilbert is None and getattr(module, "hilbert", None) is not None:
-        hilbert = hilbert_from_netket(module.hilbert)
-    return convert(module, params, hilbert)
+            f"from_netket has no nqzoo model for NetKet's {name}; supported: "
+            f"{sorted(_CONVERTERS)}."
+        )
+    if not hasattr(variables, "items"):
+        raise TypeError(
+            "variables must be a dict of NetKet variables such as {'params': ...}, got "
+            f"variables={variables!r}."
+        )
+    cls, convert, _ = _CONVERTERS[name]
+    params = _unfreeze(variables["params"] if "params" in variables else variables)
+    return convert(cls, module, params, _hilbert(module, hilbert))
 
 
 def to_netket(model: Any) -> tuple[Any, dict]:
-    """The NetKet module and variables (`{"params": …}`) equal to an nqzoo model.
+    """The NetKet module and variables (`{"params": ...}`) equal to an nqzoo model.
 
     **Arguments:**
 
-    - `model`: an nqzoo model.
+    - `model`: an nqzoo model (a fast autoregressive model converts to NetKet's Fast* twin).
 
     **Returns:** `(nk_module, variables)` such that `nk_module.apply(variables, x)` equals
     `model(x)`.
     """
-    try:
-        convert = TO_NETKET[type(model)]
-    except KeyError:
-        known = sorted(cls.__name__ for cls in TO_NETKET)
+    import netket as nk
+
+    for name, (cls, _, convert) in _CONVERTERS.items():
+        if type(model) is cls:
+            module, params = convert(getattr(nk.models, name), model)
+            return module, {"params": params}
+    known = sorted(cls.__name__ for cls, _, _ in _CONVERTERS.values())
+    raise TypeError(f"to_netket does not know {type(model).__name__}; supported: {known}.")
+
+
+def _hilbert(module: Any, hilbert: Any) -> Any:
+    """The nqzoo space a converter builds on: `hilbert` (converted from NetKet if need be) or
+    the one the module records, which must then agree."""
+    import netket as nk
+
+    if isinstance(hilbert, nk.hilbert.AbstractHilbert):
+        hilbert = hilbert_from_netket(hilbert)
+    elif hilbert is not None and not isinstance(hilbert, nqh.AbstractHilbert):
         raise TypeError(
-            f"to_netket does not know {type(model).__name__}; supported: {known}."
-        ) from None
-    module, params = convert(model)
-    return module, {"params": params}
+            f"hilbert must be an nqzoo or a NetKet Hilbert space, got hilbert={hilbert!r}."
+        )
+    recorded = getattr(module, "hilbert", None)
+    if recorded is None:
+        return hilbert
+    recorded = hilbert_from_netket(recorded)
+    if hilbert is not None and hilbert != recorded:
+        raise ValueError(
+            f"hilbert={hilbert!r} differs from the space NetKet's {type(module).__name__} "
+            f"records, {recorded!r}; omit hilbert (the recorded one is converted) or pass it."
+        )
+    return recorded
 
 
 def _unfreeze(tree: Any) -> Any:
