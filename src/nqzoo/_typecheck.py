@@ -36,12 +36,22 @@ _SYMBOLIC = re.compile(r"\{([^{}]+)\}")
 # Private jaxtyping API, used for one thing only: writing the evaluated symbolic axes into the
 # axis table that `jaxtyped` prints at the end of its error message. `jaxtyped` catches whatever
 # the checker raises and builds a new `TypeCheckError` whose only per-call content (besides the
-# argument values) is that table, so no public route reaches the message. Without it (a jaxtyping
-# that moved it) the checks are unchanged and the messages lose only the expected sizes.
+# argument values) is that table, so no public route reaches the message. If a jaxtyping release
+# moves or changes it, the checks are unchanged and the messages lose only the expected sizes
+# (`tests/test_shape_checks.py::test_wrong_input_width` then fails).
 try:
-    from jaxtyping._storage import get_shape_memo as _axis_table
+    from jaxtyping._storage import get_shape_memo as _get_shape_memo
 except ImportError:  # pragma: no cover - depends on the jaxtyping version
-    _axis_table = None
+    _get_shape_memo = None
+
+
+def _axis_table() -> dict | None:
+    """The table of axis sizes of the innermost `jaxtyped` call, if it can be reached."""
+    try:
+        table = _get_shape_memo()[0]
+    except Exception:  # noqa: BLE001 - see above: never let the message helper break a check
+        return None
+    return table if isinstance(table, dict) else None
 
 
 def _array_hints(hint: typing.Any):
@@ -103,7 +113,7 @@ class _LazyBeartype:
         checked = self.checked if self.checked is not None else self.decorate()
         # The axis table of this call, as `jaxtyped` pushed it. A failing check replaces the
         # table with the copy it made before, so it must be captured now to be written later.
-        table = _axis_table()[0] if _axis_table is not None else None
+        table = _axis_table()
         try:
             return checked(*args, **kwargs)
         except beartype.roar.BeartypeCallHintViolation:
