@@ -72,7 +72,8 @@ def test_wrong_parameter_via_tree_at(name, where, shape, field, getkey):
 
 def test_complex_parameter_in_real_only_model(getkey):
     model = _models(getkey())["RBMModPhase"]
-    bad = eqx.tree_at(lambda m: m.modulus_kernel, model, model.modulus_kernel + 0j)
+    bad = eqx.tree_at(lambda m: m.modulus_kernel, model,
+                      model.modulus_kernel.astype(jnp.complex128))
     with pytest.raises(TypeError, match=r"RBMModPhase\.modulus_kernel is complex128\[6, 6\]"):
         bad(jnp.ones(6))
 
