@@ -140,3 +140,41 @@ def check_hilbert(hilbert: object, kind: type | tuple[type, ...], needs: str) ->
             "`nqzoo.interop.netket.hilbert_from_netket(space)`."
         )
     raise TypeError(f"{needs}; got hilbert={hilbert!r}.{hint}")
+
+
+def inexact_dtype(
+    value: object, argname: str = "param_dtype", *, real: bool = False, hint: str = ""
+) -> np.dtype:
+    """`value` as a floating (or, unless `real`, complex) NumPy dtype; integer and boolean
+    dtypes (and `None`) are refused. `hint` is appended to the message (e.g. why only real
+    dtypes)."""
+    try:
+        dtype = None if value is None else np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating if real else jnp.inexact):
+        if real:
+            kinds = "a real floating dtype (float32, float64)"
+        else:
+            kinds = "a floating or complex dtype (float32, float64, complex64, complex128)"
+        shown = repr(value) if dtype is None else dtype.name
+        raise (TypeError if dtype is None else ValueError)(
+            f"{argname} must be {kinds}{hint}, got {argname}={shown}."
+        )
+    return dtype
+
+
+def units_from_density(
+    value: object, argname: str, n_in: int, *, inputs: str = "inputs", units: str = "units"
+) -> int:
+    """`int(value * n_in)` for a finite positive density `value` (an RBM's `alpha`, an MLP's
+    `hidden_dims_alpha` entry), which must give at least one unit. `inputs` and `units` name
+    what `n_in` counts and what is counted in the message."""
+    value = positive_number(value, argname)
+    count = int(value * n_in)
+    if count < 1:
+        raise ValueError(
+            f"{argname}={value!r} with {n_in} {inputs} gives int({value!r} * {n_in}) = 0 "
+            f"{units}; use {argname} >= {1 / n_in:.3g}."
+        )
+    return count
