@@ -1,5 +1,7 @@
 """Shared test helpers."""
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,3 +38,15 @@ def randomize(tree, key, scale=0.3):
         else:
             out.append(leaf)
     return jax.tree.unflatten(treedef, out)
+
+
+@contextlib.contextmanager
+def netket_promotion():
+    """Run NetKet under JAX's standard promotion rules.
+
+    The suite runs with strict dtype promotion and rank promotion raising (conftest.py);
+    NetKet's own code relies on implicit promotion (int8 spins times float64 weights), so
+    NetKet calls (init, apply, samplers, operators) go inside this context.
+    """
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        yield

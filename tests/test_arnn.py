@@ -10,7 +10,7 @@ import pytest
 import nqzoo as nqz
 from nqzoo.interop.netket import from_netket, to_netket
 
-from .helpers import max_rel_err, randomize, tree_allclose
+from .helpers import max_rel_err, netket_promotion, randomize, tree_allclose
 from .test_arnn_layers import conv1d_deps, conv2d_deps, dense_deps
 
 
@@ -89,7 +89,8 @@ def test_netket_parity_fast_slow_and_normalisation(case, getkey):
     nk_slow = getattr(nk.models, f"ARNN{kind}")(**kwargs)
     nk_fast = getattr(nk.models, f"FastARNN{kind}")(**kwargs)
     x = hi.random_state(getkey(), 8)
-    params = randomize(nk_slow.init(getkey(), x)["params"], getkey(), scale=0.5)
+    with netket_promotion():
+        params = randomize(nk_slow.init(getkey(), x)["params"], getkey(), scale=0.5)
     variables = {"params": params}
 
     slow = from_netket(nk_slow, variables)
@@ -100,10 +101,13 @@ def test_netket_parity_fast_slow_and_normalisation(case, getkey):
     # parity with NetKet on the whole space (log psi through exp: phases compare mod 2 pi)
     states = hi.all_states()
     log_psi = _log_psi(slow, states)
-    expected = jax.jit(nk_slow.apply)(variables, states)
+    with netket_promotion():
+        expected = jax.jit(nk_slow.apply)(variables, states)
+        nk_cond = jax.jit(lambda v, x: nk_slow.apply(v, x, method=nk_slow.conditionals))(
+            variables, x
+        )
     assert max_rel_err(jnp.exp(log_psi), jnp.exp(expected)) < 1e-12
     cond = _conditionals(slow, x)
-    nk_cond = jax.jit(lambda v, x: nk_slow.apply(v, x, method=nk_slow.conditionals))(variables, x)
     assert max_rel_err(cond, nk_cond) < 1e-12
 
     # sum_x |psi(x)|^mp = 1 over the whole space

@@ -38,7 +38,7 @@ class Logistic(AbstractARNN):
     def __init__(self, hilbert, machine_pow=2, dtype=jnp.float64, scale=1.0, *, key):
         n, k = hilbert.size, hilbert.local_size
         kw, kb = jax.random.split(key)
-        causal = jnp.tril(jnp.ones((n, n)), -1)[:, None, :]
+        causal = jnp.tril(jnp.ones((n, n), dtype), -1)[:, None, :]
         self.weights = scale * jax.random.normal(kw, (n, k, n), dtype) * causal
         self.bias = scale * jax.random.normal(kb, (n, k), dtype)
         self.hilbert = hilbert
@@ -48,7 +48,8 @@ class Logistic(AbstractARNN):
         self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
         x = jnp.asarray(x).astype(self.bias.dtype)
-        z = jnp.einsum("ikj,...j->...ik", self.weights, x) + self.bias
+        z = jnp.einsum("ikj,...j->...ik", self.weights, x)
+        z = z + jnp.broadcast_to(self.bias, z.shape)
         return normalize_log_conditionals(z, self.machine_pow)
 
 

@@ -51,7 +51,7 @@ def normalize_log_conditionals(
     part (the phase) is carried through unchanged.
     """
     lse = jax.nn.logsumexp(machine_pow * z.real, axis=-1, keepdims=True)
-    return z - lse / machine_pow
+    return z - (lse / machine_pow).astype(z.dtype)
 
 
 class AbstractARNN(eqx.Module):

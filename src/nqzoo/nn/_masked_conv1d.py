@@ -103,7 +103,7 @@ class MaskedConv1D(eqx.Module):
         # one matrix product over (tap, feature): (..., K' F_in) @ (K' F_in, F_out)
         out = taps.reshape(*taps.shape[:-2], -1) @ self.kernel.reshape(-1, self.out_features)
         if self.bias is not None:
-            out = out + self.bias
+            out = out + jnp.broadcast_to(self.bias, out.shape)
         return out
 
     def __call__(

@@ -149,7 +149,7 @@ class MaskedConv2D(eqx.Module):
         # one matrix product over (tap, feature): (..., taps F_in) @ (taps F_in, F_out)
         out = taps.reshape(*taps.shape[:-2], -1) @ kernel
         if self.bias is not None:
-            out = out + self.bias
+            out = out + jnp.broadcast_to(self.bias, out.shape)
         return out
 
     def windows(

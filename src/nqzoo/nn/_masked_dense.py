@@ -94,8 +94,9 @@ class MaskedDense1D(eqx.Module):
         kernel4 = self.kernel.reshape(
             self.n_sites, self.in_features, self.n_sites, self.out_features
         )
+        index = as_index(index)
         column = lax.dynamic_index_in_dim(kernel4, index, axis=2, keepdims=False)
-        allowed = dense_mask(self.exclusive, jnp.arange(self.n_sites), index)
+        allowed = dense_mask(self.exclusive, jnp.arange(self.n_sites, dtype=index.dtype), index)
         column = jnp.where(allowed[:, None, None], column, jnp.zeros((), column.dtype))
         out = to_param_dtype(inputs, column).reshape(-1) @ column.reshape(-1, self.out_features)
         if self.bias is not None:
