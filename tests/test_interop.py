@@ -1,7 +1,6 @@
 """nqzoo.interop.netket: one converter table, strict conversion from NetKet, Hilbert spaces and
 activations mapped the same way for every model family."""
 
-import contextlib
 import importlib.util
 
 import equinox as eqx
@@ -11,6 +10,8 @@ import numpy as np
 import pytest
 
 import nqzoo as nqz
+
+from .helpers import netket_promotion
 
 
 nk = pytest.importorskip("netket")
@@ -62,17 +63,10 @@ IDS = [case[0] for case in CASES]
 NETKET_OWN = [case for case in CASES if not case[0].startswith("Fast")]
 
 
-@contextlib.contextmanager
-def _netket():
-    """NetKet's own code relies on implicit promotion, which tests/conftest.py turns off."""
-    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
-        yield
-
-
 def _params(module, x, key):
     """NetKet's parameters of `module` for inputs like `x` (a shape or an array), as a plain
     nested dict."""
-    with _netket():
+    with netket_promotion():
         return _plain(module.init(key, _input(x))["params"])
 
 
@@ -166,7 +160,7 @@ def _netket_raises(name, module, params, shape):
     """NetKet's own models refuse the same variables (Fast* models are checked through the
     slow twins, whose parameters are the same)."""
     if not name.startswith("Fast"):
-        with _netket(), pytest.raises(Exception, match="parameter"):
+        with netket_promotion(), pytest.raises(Exception, match="parameter"):
             module.apply({"params": params}, _input(shape))
 
 
@@ -248,7 +242,7 @@ def test_gradients_convert_like_parameters(getkey):
     module = nk.models.RBM(alpha=1, param_dtype=complex)
     x = jnp.ones((3, 4))
     params = _params(module, (1, 4), getkey())
-    with _netket():
+    with netket_promotion():
         grads = jax.grad(lambda p: module.apply({"params": p}, x).real.sum())(params)
     model = from_netket(module, {"params": grads})
     np.testing.assert_array_equal(model.visible_bias, grads["visible_bias"])
