@@ -12,7 +12,8 @@ comment, invisible in the rendered page:
 It must raise that exception type (a builtin name or a dotted path; subclasses count), with
 the message containing the fragment after the second colon if one is given, and it must be
 raised by the block's last statement (so nothing after the documented failure is skipped).
-Its earlier statements count as setup for the blocks that follow.
+Its earlier statements count as setup for the blocks that follow. Put marked blocks at the top
+level of a page: Markdown ends a list at an HTML comment.
 """
 
 import dataclasses
