@@ -257,7 +257,7 @@ def test_netket_hilbert_is_converted(getkey):
     model = from_netket(rbm, {"params": params}, hilbert=nk.hilbert.Spin(1.0, 4))
     assert model.hilbert == nqz.hilbert.Spin(1, 4)
     multival = nk.models.RBMMultiVal(n_classes=3)
-    params = _params(multival, (1, 4), getkey())
+    params = _params(multival, jnp.zeros((1, 4), jnp.int8), getkey())
     model = from_netket(multival, {"params": params}, hilbert=nk.hilbert.Fock(2, 4))
     assert model.hilbert == nqz.hilbert.Fock(2, 4)
     with pytest.raises(ValueError, match="act on 4 sites.*size 5"):
