@@ -10,6 +10,8 @@ import nqzoo as nqz
 from nqzoo.hilbert import Fock, Particles, Qubit, Spin
 from nqzoo.interop.netket import hilbert_from_netket, hilbert_to_netket
 
+from .helpers import netket_promotion
+
 
 SPACES = [Spin(0.5, 3), Spin(1, 3), Spin(1.5, 2), Qubit(4), Fock(3, 2), Spin(1, 3, total_sz=1)]
 IDS = [repr(h) for h in SPACES]
@@ -26,14 +28,16 @@ def test_local_states_order():
 
 @pytest.mark.parametrize("hilbert", SPACES, ids=IDS)
 def test_matches_netket(hilbert):
-    nk_hi = hilbert_to_netket(hilbert)
-    assert list(hilbert.local_states) == [int(v) for v in nk_hi.local_states]
     states = np.asarray(hilbert.all_states())
-    np.testing.assert_array_equal(states, nk_hi.all_states())  # same order, last site fastest
+    idx = np.asarray(hilbert.states_to_local_indices(states))
+    with netket_promotion():
+        nk_hi = hilbert_to_netket(hilbert)
+        nk_states, nk_idx = nk_hi.all_states(), nk_hi.states_to_local_indices(states)
+    assert list(hilbert.local_states) == [int(v) for v in nk_hi.local_states]
+    np.testing.assert_array_equal(states, nk_states)  # same order, last site fastest
     assert states.dtype == np.int8 and hilbert.dtype == np.int8
     assert hilbert.constrained == nk_hi.constrained
-    idx = np.asarray(hilbert.states_to_local_indices(states))
-    np.testing.assert_array_equal(idx, nk_hi.states_to_local_indices(states))
+    np.testing.assert_array_equal(idx, nk_idx)
     np.testing.assert_array_equal(hilbert.local_indices_to_states(idx), states)
     assert hilbert_from_netket(nk_hi) == hilbert
 
@@ -74,7 +78,8 @@ def test_particles(getkey):
     assert np.all(x >= 0) and np.all(x < np.array([2.0, 5.0]))
     assert Particles(4, 3.0).L == (3.0,) and Particles(4, 3.0).size == 4
     assert Particles(2, (1.0, 1.0), pbc=(True, False)).pbc == (True, False)
-    nk_box = hilbert_to_netket(box)
+    with netket_promotion():
+        nk_box = hilbert_to_netket(box)
     assert nk_box.size == 6 and hilbert_from_netket(nk_box) == box
 
 
@@ -109,7 +114,7 @@ def test_spin_bad_total_sz():
 
 @pytest.mark.parametrize("n_max", [0, -1])
 def test_fock_n_max_below_one(n_max):
-    with pytest.raises(ValueError, match=rf"Fock n_max must be an integer >= 1, got n_max={n_max}"):
+    with pytest.raises(ValueError, match=rf"n_max must be an integer >= 1, got n_max={n_max}"):
         Fock(n_max, 3)
 
 
@@ -134,3 +139,38 @@ def test_bad_number_of_sites(make):
 def test_particles_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Particles(**kwargs)
+
+
+def test_numpy_integers_are_sizes():
+    """numpy integers are accepted for sizes and stored as Python ints (equal, same hash)."""
+    spaces = [
+        (Spin(0.5, np.int64(3)), Spin(0.5, 3)),
+        (Qubit(np.int32(4)), Qubit(4)),
+        (Fock(np.int16(2), np.int8(3)), Fock(2, 3)),
+        (Particles(np.int64(3), (1.0, 2)), Particles(3, (1.0, 2.0))),
+    ]
+    for ours, plain in spaces:
+        assert ours == plain and hash(ours) == hash(plain) and repr(ours) == repr(plain)
+        assert type(ours.N) is int
+    assert type(spaces[2][0].n_max) is int
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_inf_and_nan_refused_with_the_argument_name(value):
+    with pytest.raises(ValueError, match=r"Spin s must be a positive multiple of 1/2.*s="):
+        Spin(value, 3)
+    with pytest.raises(ValueError, match=rf"total_sz={value} is not reachable"):
+        Spin(0.5, 4, total_sz=value)
+    with pytest.raises(ValueError, match=r"L must be one or more positive finite.*L="):
+        Particles(2, value)
+    # sizes are ints: the signature's type check names the argument
+    for make, name in [(lambda: Spin(0.5, value), "N"), (lambda: Fock(value, 2), "n_max"),
+                       (lambda: Particles(value, 1.0), "N")]:
+        with pytest.raises(TypeError, match=rf"parameter '{name}'"):
+            make()
+
+
+@pytest.mark.parametrize("L", [True, (1.0, False), [2.0, True]])
+def test_particles_refuses_bool_extents(L):
+    with pytest.raises(ValueError, match=r"L must be one or more positive finite box extents"):
+        Particles(2, L)

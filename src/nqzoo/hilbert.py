@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, Num, PRNGKeyArray
 
+from ._misc import int_at_least, positive_int, positive_number
+
 
 __all__ = [
     "AbstractHilbert",
@@ -28,12 +30,6 @@ __all__ = [
 
 #: `all_states()` refuses spaces with more states than this.
 MAX_ENUMERABLE_STATES = 2**24
-
-
-def _check_n_sites(N: object) -> int:
-    if isinstance(N, bool) or not isinstance(N, int | np.integer) or N < 1:
-        raise ValueError(f"N must be a positive integer (number of sites), got N={N!r}.")
-    return int(N)
 
 
 class AbstractHilbert(abc.ABC):
@@ -167,19 +163,20 @@ class Spin(AbstractDiscreteHilbert):
     """
 
     s: float | int
-    N: int = 1
+    N: int | np.integer = 1
     total_sz: float | int | None = None
 
     def __post_init__(self):
-        two_s = 2 * self.s
-        if isinstance(self.s, bool) or self.s <= 0 or two_s != round(two_s):
+        s = self.s
+        if isinstance(s, bool) or not (math.isfinite(s) and s > 0 and float(2 * s).is_integer()):
             raise ValueError(
-                f"Spin s must be a positive multiple of 1/2 (0.5, 1, 1.5, …), got s={self.s!r}."
+                f"Spin s must be a positive multiple of 1/2 (0.5, 1, 1.5, …), got s={s!r}."
             )
-        _check_n_sites(self.N)
+        two_s = 2 * s
+        object.__setattr__(self, "N", positive_int(self.N, "N"))
         if self.total_sz is not None:
             m2 = 2 * self.total_sz
-            if m2 != round(m2) or abs(self.total_sz) > self.s * self.N:
+            if not math.isfinite(m2) or m2 != round(m2) or abs(self.total_sz) > s * self.N:
                 raise ValueError(
                     f"total_sz={self.total_sz!r} is not reachable with N={self.N} spins of "
                     f"s={self.s}."
@@ -230,10 +227,10 @@ class Qubit(AbstractDiscreteHilbert):
     - `N`: number of sites.
     """
 
-    N: int = 1
+    N: int | np.integer = 1
 
     def __post_init__(self):
-        _check_n_sites(self.N)
+        object.__setattr__(self, "N", positive_int(self.N, "N"))
 
     @property
     def local_states(self) -> tuple[int, ...]:
@@ -250,13 +247,12 @@ class Fock(AbstractDiscreteHilbert):
     - `N`: number of sites.
     """
 
-    n_max: int
-    N: int = 1
+    n_max: int | np.integer
+    N: int | np.integer = 1
 
     def __post_init__(self):
-        if isinstance(self.n_max, bool) or self.n_max < 1:
-            raise ValueError(f"Fock n_max must be an integer >= 1, got n_max={self.n_max!r}.")
-        _check_n_sites(self.N)
+        object.__setattr__(self, "n_max", int_at_least(self.n_max, "n_max", 1))
+        object.__setattr__(self, "N", positive_int(self.N, "N"))
 
     @property
     def local_states(self) -> tuple[int, ...]:
@@ -283,23 +279,26 @@ class Particles(AbstractHilbert):
 
     def __init__(
         self,
-        N: int,
+        N: int | np.integer,
         L: float | int | Sequence[float | int],
         pbc: bool | Sequence[bool] = True,
     ):
-        _check_n_sites(N)
-        L = (L,) if isinstance(L, float | int) else tuple(L)
-        if len(L) == 0 or not all(
-            isinstance(ext, float | int) and math.isfinite(ext) and ext > 0 for ext in L
-        ):
+        N = positive_int(N, "N")
+        extents = (L,) if isinstance(L, float | int) else tuple(L)
+        try:  # a bool is an int but not a length
+            extents = tuple(float(positive_number(ext, "L")) for ext in extents)
+        except ValueError:
+            extents = ()
+        if not extents:
             raise ValueError(f"L must be one or more positive finite box extents, got L={L!r}.")
-        pbc = (bool(pbc),) * len(L) if isinstance(pbc, bool) else tuple(bool(p) for p in pbc)
-        if len(pbc) != len(L):
+        d = len(extents)
+        pbc = (bool(pbc),) * d if isinstance(pbc, bool) else tuple(bool(p) for p in pbc)
+        if len(pbc) != d:
             raise ValueError(
-                f"pbc has {len(pbc)} entries but the box has d={len(L)} dimensions (L={L!r})."
+                f"pbc has {len(pbc)} entries but the box has d={d} dimensions (L={L!r})."
             )
-        object.__setattr__(self, "N", int(N))
-        object.__setattr__(self, "L", tuple(float(ext) for ext in L))
+        object.__setattr__(self, "N", N)
+        object.__setattr__(self, "L", extents)
         object.__setattr__(self, "pbc", pbc)
 
     @property
@@ -317,4 +316,5 @@ class Particles(AbstractHilbert):
         """Positions drawn uniformly in the box, shape `(*shape, N*d)`."""
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         u = jax.random.uniform(key, (*shape, self.N, self.d))
-        return (u * jnp.asarray(self.L)).reshape(*shape, self.size)
+        L = jnp.asarray(self.L, u.dtype).reshape((1,) * (u.ndim - 1) + (self.d,))
+        return (u * L).reshape(*shape, self.size)
