@@ -264,6 +264,27 @@ def test_netket_hilbert_is_converted(getkey):
         from_netket(rbm, _params(rbm, (1, 4), getkey()), hilbert=nk.hilbert.Spin(0.5, 5))
 
 
+class _EvenUpSpins(nk.hilbert.constraint.DiscreteHilbertConstraint):
+    def __call__(self, x):
+        return jnp.sum(x > 0, axis=-1) % 2 == 0
+
+    def __hash__(self):
+        return hash(type(self))
+
+    def __eq__(self, other):
+        return type(other) is type(self)
+
+
+def test_constrained_spaces():
+    constrained = nk.hilbert.Spin(0.5, 4, total_sz=0)
+    assert interop.hilbert_from_netket(constrained) == nqz.hilbert.Spin(0.5, 4, total_sz=0)
+    other = nk.hilbert.Spin(0.5, 4, constraint=_EvenUpSpins())
+    with pytest.raises(ValueError, match="constraint other than total_sz"):
+        interop.hilbert_from_netket(other)
+    with pytest.raises(ValueError, match="n_particles constraints have no nqzoo equivalent"):
+        interop.hilbert_from_netket(nk.hilbert.Fock(2, 4, n_particles=3))
+
+
 def test_recorded_hilbert_must_agree(getkey):
     module = _arnn("ARNNDense")
     variables = {"params": _params(module, (1, 4), getkey())}

@@ -17,6 +17,11 @@ def hilbert_from_netket(nk_hilbert: Any) -> nqh.AbstractHilbert:
                 f"{list(nk_hilbert.local_states)}; nqzoo only has NetKet's default order."
             )
         total_sz = nk_hilbert._total_sz
+        if nk_hilbert.constrained and total_sz is None:
+            raise ValueError(
+                f"The NetKet space {nk_hilbert!r} has a constraint other than total_sz; "
+                "nqzoo's Spin spaces can only be constrained by total_sz."
+            )
         return nqh.Spin(nk_hilbert._s, nk_hilbert.size, total_sz=total_sz)
     if isinstance(nk_hilbert, nk.hilbert.Qubit):
         return nqh.Qubit(nk_hilbert.size)
