@@ -131,9 +131,9 @@ class TFIM:
         flip = jnp.asarray(1 - 2 * np.eye(n + 1, n, k=-1), dtype=x.dtype)
 
         def chunk(xc):
-            lp = log_psi(xc[:, None, :] * flip)  # (b, N + 1)
-            ratios = jnp.exp(lp[:, 1:] - lp[:, :1])
-            return self.diagonal(xc) - self.h * jnp.sum(ratios, axis=-1)
+            lp = log_psi(xc[:, None, :] * flip[None])  # (b, N + 1)
+            off_diagonal = self.h * jnp.sum(jnp.exp(lp[:, 1:] - lp[:, :1]), axis=-1)
+            return self.diagonal(xc).astype(off_diagonal.dtype) - off_diagonal
 
         if chunk_size is None or chunk_size >= n_samples:
             return chunk(x)
@@ -298,13 +298,16 @@ def energy_and_grad(model, x, e_loc, weights=None, chunk_size: int | None = None
     n = e_loc.shape[0]
     if weights is None:
         weights = jnp.full(e_loc.shape, 1.0 / n)
+    weights = weights.astype(e_loc.dtype)
     energy = jnp.sum(weights * e_loc)
     coeff = 2.0 * weights * jnp.conj(e_loc - energy)
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
     def grad_chunk(xc, cc):
         def surrogate(p):
-            return jnp.sum(cc * eqx.combine(p, static)(xc)).real
+            log_psi = eqx.combine(p, static)(xc)
+            dtype = jnp.promote_types(cc.dtype, log_psi.dtype)
+            return jnp.sum(cc.astype(dtype) * log_psi.astype(dtype)).real
 
         return jax.grad(surrogate)(params)
 
@@ -356,7 +359,7 @@ def natural_gradient(model, x, e_loc, diag_shift: float, chunk_size: int | None 
 
     def jacobian(part):
         jac = jax.vmap(jax.grad(lambda f, xi: part(log_psi(f, xi))), (None, 0))(flat, x)
-        return jac - jac.mean(axis=0)
+        return jac - jac.mean(axis=0, keepdims=True)
 
     if jnp.iscomplexobj(jax.eval_shape(log_psi, flat, x[0])):
         a = jnp.concatenate([jacobian(jnp.real), jacobian(jnp.imag)])

@@ -42,7 +42,7 @@ def randomize(tree, key, scale=0.3):
 
 @contextlib.contextmanager
 def netket_promotion():
-    """Run NetKet under JAX's standard promotion rules.
+    """Run third-party code (NetKet, optax) under JAX's standard promotion rules.
 
     The suite runs with strict dtype promotion and rank promotion raising (conftest.py);
     NetKet's own code relies on implicit promotion (int8 spins times float64 weights), so
