@@ -125,7 +125,8 @@ def test_local_energy_matches_dense(lattice, neighbours, getkey):
     H = _dense_tfim(n, neighbours, h)
     # A random complex wave function given as a table over the 2^n configurations.
     k1, k2 = jax.random.split(getkey())
-    table = jax.lax.complex(0.5 * jax.random.normal(k1, (2**n,)), 6 * jax.random.uniform(k2, (2**n,)))
+    re, im = 0.5 * jax.random.normal(k1, (2**n,)), 6 * jax.random.uniform(k2, (2**n,))
+    table = jax.lax.complex(re, im)
 
     def log_psi(x):
         bits = (1 - jnp.asarray(x, jnp.int32)) // 2
