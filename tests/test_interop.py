@@ -70,6 +70,17 @@ def _params(module, x, key):
         return _plain(module.init(key, _input(x))["params"])
 
 
+_CASE_PARAMS = {}
+
+
+def _case_params(name):
+    """The NetKet parameters of the case `name`, initialised once for all the tests."""
+    if name not in _CASE_PARAMS:
+        _, module, x, _, _ = next(case for case in CASES if case[0] == name)
+        _CASE_PARAMS[name] = _params(module, x, jax.random.key(len(_CASE_PARAMS)))
+    return _CASE_PARAMS[name]
+
+
 def _input(x):
     return jnp.zeros(x) if isinstance(x, tuple) else x
 
@@ -120,8 +131,8 @@ def test_one_explicit_table_and_no_registration():
 
 
 @pytest.mark.parametrize("name,module,shape,bias,flag", CASES, ids=IDS)
-def test_round_trip_is_exact(name, module, shape, bias, flag, getkey):
-    params = _params(module, shape, getkey())
+def test_round_trip_is_exact(name, module, shape, bias, flag):
+    params = _case_params(name)
     converted = from_netket(module, {"params": params})
     model = _model(converted)
     assert type(model).__name__ == name.split("-")[0]
@@ -134,7 +145,7 @@ def test_round_trip_is_exact(name, module, shape, bias, flag, getkey):
     assert bool(eqx.tree_equal(_model(from_netket(back, variables)), model))
 
 
-def test_unknown_models_and_bad_variables(getkey):
+def test_unknown_models_and_bad_variables():
     with pytest.raises(TypeError, match="no nqzoo model for NetKet's Jastrow.*supported"):
         from_netket(nk.models.Jastrow(), {"params": {}})
     with pytest.raises(TypeError, match="to_netket does not know str"):
@@ -165,16 +176,16 @@ def _netket_raises(name, module, params, shape):
 
 
 @pytest.mark.parametrize("name,module,shape,bias,flag", CASES, ids=IDS)
-def test_missing_parameter(name, module, shape, bias, flag, getkey):
-    params = _edit(_params(module, shape, getkey()), bias, delete=True)
+def test_missing_parameter(name, module, shape, bias, flag):
+    params = _edit(_case_params(name), bias, delete=True)
     message = _refused(module, params, f"missing parameter {_shown(bias)}")
     assert f"{_shown(bias)}: " in message  # listed among the expected parameters
     _netket_raises(name, module, params, shape)
 
 
 @pytest.mark.parametrize("name,module,shape,bias,flag", CASES, ids=IDS)
-def test_unexpected_parameter(name, module, shape, bias, flag, getkey):
-    params = _params(module, shape, getkey())
+def test_unexpected_parameter(name, module, shape, bias, flag):
+    params = _case_params(name)
     extra = (*bias[:-1], "extra_bias")
     top = _edit(params, ("scale",), jnp.ones(1))
     nested = _edit(params, extra, _leaf(params, bias))
@@ -185,8 +196,8 @@ def test_unexpected_parameter(name, module, shape, bias, flag, getkey):
 
 
 @pytest.mark.parametrize("name,module,shape,bias,flag", CASES, ids=IDS)
-def test_flag_contradicting_parameters(name, module, shape, bias, flag, getkey):
-    params = _params(module, shape, getkey())
+def test_flag_contradicting_parameters(name, module, shape, bias, flag):
+    params = _case_params(name)
     assert getattr(module, flag) is True
     without = module.clone(**{flag: False})
     message = _refused(without, params, f"unexpected parameter {_shown(bias)}", f"{flag}=False")
@@ -196,8 +207,8 @@ def test_flag_contradicting_parameters(name, module, shape, bias, flag, getkey):
 
 
 @pytest.mark.parametrize("name,module,shape,bias,flag", CASES, ids=IDS)
-def test_wrong_shape(name, module, shape, bias, flag, getkey):
-    params = _params(module, shape, getkey())
+def test_wrong_shape(name, module, shape, bias, flag):
+    params = _case_params(name)
     good = _leaf(params, bias)
     bad = jnp.zeros((good.shape[0] + 1, *good.shape[1:]), good.dtype)
     dtype = good.dtype.name
@@ -211,8 +222,8 @@ def test_wrong_shape(name, module, shape, bias, flag, getkey):
 
 
 @pytest.mark.parametrize("name,module,shape,bias,flag", CASES, ids=IDS)
-def test_wrong_dtype(name, module, shape, bias, flag, getkey):
-    params = _params(module, shape, getkey())
+def test_wrong_dtype(name, module, shape, bias, flag):
+    params = _case_params(name)
     good = _leaf(params, bias)
     wrong = jnp.float32 if jnp.iscomplexobj(good) else jnp.complex128
     params = _edit(params, bias, good.real.astype(wrong))
@@ -312,9 +323,9 @@ ACTIVATIONS = [
 
 
 @pytest.mark.parametrize("name,activation,expected", ACTIVATIONS, ids=[a[0] for a in ACTIVATIONS])
-def test_activations_map_to_nqzoo_functions(name, activation, expected, getkey):
+def test_activations_map_to_nqzoo_functions(name, activation, expected):
     _, module, shape, _, _ = next(case for case in CASES if case[0] == name)
-    model = _model(from_netket(module, {"params": _params(module, shape, getkey())}))
+    model = _model(from_netket(module, {"params": _case_params(name)}))
     assert activation(model) is expected
     assert to_netket(model)[0] == module  # and back to NetKet's own function
 
