@@ -10,8 +10,21 @@ import pytest
 
 import nqzoo as nqz
 
+from .helpers import netket_promotion
 
-nk_log_cosh = jax.jit(nk.nn.activation.log_cosh)
+
+def _netket_rules(fn):
+    """`fn` called under the promotion rules NetKet's code is written for."""
+
+    def call(*args):
+        with netket_promotion():
+            return fn(*args)
+
+    return call
+
+
+nk_log_cosh = _netket_rules(jax.jit(nk.nn.activation.log_cosh))
+nk_reim_selu = _netket_rules(nk.nn.activation.reim_selu)
 nq_log_cosh = jax.jit(nqz.nn.log_cosh)
 
 
@@ -26,8 +39,9 @@ def test_log_cosh_real_matches_netket_and_is_stable():
     np.testing.assert_allclose(out[small], np.log(np.cosh(x[small])), rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("re_scale,im_scale", [(1, 1), (3, 10), (1e-3, 100), (1e-8, 3),
-                                               (50, 1e4), (1e4, 1e4)])
+@pytest.mark.parametrize(
+    "re_scale,im_scale", [(1, 1), (3, 10), (1e-3, 100), (1e-8, 3), (50, 1e4), (1e4, 1e4)]
+)
 def test_log_cosh_complex_same_branch_as_netket(re_scale, im_scale):
     rng = np.random.default_rng(1)
     z = rng.normal(size=20000) * re_scale + 1j * rng.normal(size=20000) * im_scale
@@ -63,7 +77,9 @@ def test_log_cosh_derivative_is_tanh():
     # the same gradients as differentiating NetKet's formula, real and imaginary parts
     for part in (jnp.real, jnp.imag):
         ours = jax.jit(jax.vmap(jax.grad(lambda z: part(nqz.nn.log_cosh(z)))))(z)
-        theirs = jax.jit(jax.vmap(jax.grad(lambda z: part(nk.nn.activation.log_cosh(z)))))(z)
+        theirs = _netket_rules(
+            jax.jit(jax.vmap(jax.grad(lambda z: part(nk.nn.activation.log_cosh(z)))))
+        )(z)
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
 
 
@@ -71,8 +87,8 @@ def test_reim_selu_matches_netket():
     rng = np.random.default_rng(3)
     x = rng.normal(size=1000) * 3
     z = x + 1j * rng.normal(size=1000) * 3
-    np.testing.assert_allclose(nqz.nn.reim_selu(x), nk.nn.activation.reim_selu(x), rtol=1e-15)
-    np.testing.assert_allclose(nqz.nn.reim_selu(z), nk.nn.activation.reim_selu(z), rtol=1e-15)
+    np.testing.assert_allclose(nqz.nn.reim_selu(x), nk_reim_selu(x), rtol=1e-15)
+    np.testing.assert_allclose(nqz.nn.reim_selu(z), nk_reim_selu(z), rtol=1e-15)
     assert nqz.nn.reim_selu(z).dtype == jnp.complex128
 
 
@@ -112,3 +128,22 @@ def test_log_cosh_complex_huge_imaginary_part():
     out, expected = np.asarray(nq_log_cosh(z)), np.asarray(nk_log_cosh(z))
     assert np.all(np.isfinite(out))
     assert np.max(np.abs(out - expected) / np.abs(expected)) <= 1e-12
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.complex64, jnp.float64, jnp.complex128])
+@pytest.mark.parametrize("activation", [nqz.nn.log_cosh, nqz.nn.reim_selu, nqz.nn.gelu])
+def test_activations_keep_the_dtype(activation, dtype):
+    """With x64 on, float32/complex64 input stays float32/complex64, derivatives included
+    (no float64 constant promotes it), and the values agree with the float64 evaluation."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=64) * 3
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        x = x + 1j * rng.normal(size=64) * 3
+    x32 = jnp.asarray(x, dtype)
+    out = jax.jit(activation)(x32)
+    assert out.dtype == dtype
+    grad = jax.jit(jax.vmap(jax.grad(lambda t: jnp.real(activation(t)))))(x32)
+    assert grad.dtype == dtype
+    wide = jnp.complex128 if jnp.issubdtype(dtype, jnp.complexfloating) else jnp.float64
+    exact = activation(x32.astype(wide))
+    np.testing.assert_allclose(out, exact, rtol=100 * np.finfo(dtype).eps, atol=1e-6)
