@@ -7,11 +7,14 @@ Flax's `nn.Dense`, so parameters copy over without a transpose.
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
 
-from .._checks import check_fields
 from .._custom_types import Initializer
+from .._misc import inexact_dtype, positive_int
+from .._typecheck import check_fields
 from . import initializers
+from ._misc import to_param_dtype
 
 
 #: Up to this many input features the layer is evaluated as broadcast multiply-adds instead of
@@ -20,17 +23,12 @@ from . import initializers
 _BROADCAST_MAX_IN = 4
 
 
-def _check_width(value: object, argname: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argname} must be a positive integer, got {argname}={value!r}.")
-    return value
-
-
 class Dense(eqx.Module):
     r"""Affine map $y = x W + b$ over the last axis, $W$ of shape `(in_features, out_features)`.
 
-    Matches Flax's `nn.Dense` (NetKet's `Dense_k` parameters `kernel`, `bias`); the
-    computation dtype is the promotion of the input and parameter dtypes.
+    Matches Flax's `nn.Dense` (NetKet's `Dense_k` parameters `kernel`, `bias`). The
+    computation runs in the parameter dtype: the input is cast to it (a complex input to real
+    parameters keeps its imaginary part, in the complex dtype of the parameters' precision).
     """
 
     kernel: Inexact[Array, "{self.in_features} {self.out_features}"]
@@ -40,8 +38,8 @@ class Dense(eqx.Module):
 
     def __init__(
         self,
-        in_features: int,
-        out_features: int,
+        in_features: int | np.integer,
+        out_features: int | np.integer,
         use_bias: bool = True,
         param_dtype: jnp.dtype | type = jnp.float64,
         kernel_init: Initializer = initializers.lecun_normal(),
@@ -53,15 +51,16 @@ class Dense(eqx.Module):
 
         - `in_features`, `out_features`: input and output widths (positive integers).
         - `use_bias`: whether to add the bias `b`.
-        - `param_dtype`: dtype of `W` and `b`.
+        - `param_dtype`: dtype of `W` and `b` (floating or complex).
         - `kernel_init`, `bias_init`: initialisers `init(key, shape, dtype)`.
         - `key`: a JAX PRNG key.
         """
-        self.in_features = _check_width(in_features, "in_features")
-        self.out_features = _check_width(out_features, "out_features")
+        self.in_features = positive_int(in_features, "in_features")
+        self.out_features = positive_int(out_features, "out_features")
+        param_dtype = inexact_dtype(param_dtype)
         wkey, bkey = jax.random.split(key)
-        self.kernel = kernel_init(wkey, (in_features, out_features), param_dtype)
-        self.bias = bias_init(bkey, (out_features,), param_dtype) if use_bias else None
+        self.kernel = kernel_init(wkey, (self.in_features, self.out_features), param_dtype)
+        self.bias = bias_init(bkey, (self.out_features,), param_dtype) if use_bias else None
 
     def __check_init__(self):
         check_fields(self)
@@ -76,15 +75,16 @@ class Dense(eqx.Module):
         **Returns:** `x W + b`, `(*batch, out_features)`.
         """
         check_fields(self)
-        dtype = jnp.result_type(x, self.kernel)
-        x = jnp.asarray(x, dtype)
-        kernel = self.kernel.astype(dtype)
+        x = to_param_dtype(x, self.kernel)
+        kernel = self.kernel.astype(x.dtype)
         if self.in_features <= _BROADCAST_MAX_IN:
-            y = x[..., 0, None] * kernel[0]
+            # the kernel's rows with the batch rank of `x` (no implicit rank promotion)
+            rows = kernel.reshape((1,) * (x.ndim - 1) + kernel.shape)
+            y = x[..., 0, None] * rows[..., 0, :]
             for k in range(1, self.in_features):
-                y = y + x[..., k, None] * kernel[k]
+                y = y + x[..., k, None] * rows[..., k, :]
         else:
             y = jnp.matmul(x, kernel)
         if self.bias is not None:
-            y = y + self.bias.astype(dtype)
+            y = y + jnp.broadcast_to(self.bias.astype(x.dtype), y.shape)
         return y

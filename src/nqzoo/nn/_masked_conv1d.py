@@ -5,20 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import Array, ArrayLike, Inexact, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray
 
 from .._custom_types import Initializer
-from .._misc import as_index, positive_int
+from .._misc import positive_int
 from .._typecheck import check_fields
 from . import initializers
-from ._misc import (
-    check_state,
-    init_bias,
-    roll_blocks,
-    shift_mod,
-    to_param_dtype,
-    zero_before_start,
-)
+from ._misc import AbstractFastLayer, init_bias, roll_blocks, shift_mod, to_param_dtype
 
 
 class MaskedConv1D(eqx.Module):
@@ -127,7 +120,7 @@ class MaskedConv1D(eqx.Module):
         return self.contract(taps)
 
 
-class FastMaskedConv1D(eqx.Module):
+class FastMaskedConv1D(AbstractFastLayer):
     """[`nqzoo.nn.MaskedConv1D`][] with a ring buffer of the last inputs.
 
     Holds the wrapped layer as `layer` (its `__call__` is the layer's) and the ring behind
@@ -174,43 +167,10 @@ class FastMaskedConv1D(eqx.Module):
         """
         return self.layer.out_features < self.layer.in_features
 
-    def __call__(
-        self, x: Inexact[ArrayLike, "n_sites {self.layer.in_features}"]
-    ) -> Inexact[Array, "n_sites {self.layer.out_features}"]:
-        """The wrapped layer's full forward pass."""
-        return self.layer(x)
-
-    def update_site(
-        self,
-        inputs: Inexact[ArrayLike, " {self.layer.in_features}"],
-        index: Int[ArrayLike, ""],
-        state: eqx.nn.State | None,
-    ) -> tuple[Inexact[Array, " {self.layer.out_features}"], eqx.nn.State]:
-        """One step: store the input of site `index - exclusive`, return the output at `index`.
-
-        Equal to the wrapped layer's output at `index` once the sites were fed in order
-        `0, 1, …` from an all-zero cache.
-
-        **Arguments:**
-
-        - `inputs`: the layer input at site `index - exclusive`, `(F_in,)`.
-        - `index`: the output site (a traced integer is fine).
-        - `state`: the state holding this layer's cache.
-
-        **Returns:** `(output (F_out,), state)`.
-        """
-        layer = self.layer
-        check_fields(layer)
-        state = check_state(state, self)
-        cache = state.get(self.cache)
-        index = as_index(index)
-        excl = int(layer.exclusive)
-        inputs = to_param_dtype(zero_before_start(inputs, index - excl, layer.exclusive), cache)
+    def step(self, inputs: Array, index: Array, cache: Array) -> tuple[Array, Array]:
         if self.caches_outputs:
-            out, cache = self._step_partial_sums(inputs, index, cache)
-        else:
-            out, cache = self._step_inputs(inputs, index, cache)
-        return out, state.set(self.cache, cache)
+            return self._step_partial_sums(inputs, index, cache)
+        return self._step_inputs(inputs, index, cache)
 
     def _step_inputs(self, inputs: Array, index: Array, cache: Array) -> tuple[Array, Array]:
         # Write the new input into its ring slot, read one slice per tap.

@@ -5,21 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import Array, ArrayLike, Inexact, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray
 
 from .._custom_types import Initializer
-from .._misc import as_index, positive_int, positive_int_pair
+from .._misc import positive_int, positive_int_pair
 from .._typecheck import check_fields
 from . import initializers
-from ._misc import (
-    check_state,
-    init_bias,
-    masked_init,
-    roll_blocks,
-    shift_mod,
-    to_param_dtype,
-    zero_before_start,
-)
+from ._misc import AbstractFastLayer, init_bias, masked_init, roll_blocks, shift_mod, to_param_dtype
 
 
 def conv2d_mask(kernel_size: tuple[int, int], exclusive: bool) -> np.ndarray:
@@ -180,7 +172,7 @@ class MaskedConv2D(eqx.Module):
         return self.contract(self.windows(xp, rows, cols))
 
 
-class FastMaskedConv2D(eqx.Module):
+class FastMaskedConv2D(AbstractFastLayer):
     """[`nqzoo.nn.MaskedConv2D`][] with a ring buffer of the last lattice rows.
 
     Holds the wrapped layer as `layer` (its `__call__` is the layer's), the lattice shape
@@ -234,50 +226,16 @@ class FastMaskedConv2D(eqx.Module):
         """
         return self.layer.out_features < self.layer.in_features
 
-    def __call__(
-        self, x: Inexact[ArrayLike, "rows cols {self.layer.in_features}"]
-    ) -> Inexact[Array, "rows cols {self.layer.out_features}"]:
-        """The wrapped layer's full forward pass."""
-        return self.layer(x)
-
-    def update_site(
-        self,
-        inputs: Inexact[ArrayLike, " {self.layer.in_features}"],
-        index: Int[ArrayLike, ""],
-        state: eqx.nn.State | None,
-    ) -> tuple[Inexact[Array, " {self.layer.out_features}"], eqx.nn.State]:
-        """One step: store the input of site `index - exclusive`, return the output at `index`.
-
-        Sites are numbered in raster order, `index = row * cols + col`. Equal to the wrapped
-        layer's output at `index` once the sites were fed in order `0, 1, …` from an
-        all-zero cache.
-
-        **Arguments:**
-
-        - `inputs`: the layer input at site `index - exclusive`, `(F_in,)`.
-        - `index`: the output site (a traced integer is fine).
-        - `state`: the state holding this layer's cache.
-
-        **Returns:** `(output (F_out,), state)`.
-        """
-        layer = self.layer
-        check_fields(layer)
-        state = check_state(state, self)
-        cache = state.get(self.cache)
+    def step(self, inputs: Array, index: Array, cache: Array) -> tuple[Array, Array]:
         cols = np.int32(self.lattice_shape[1])
-        index = as_index(index)
-        site = lax.sub(index, np.int32(int(layer.exclusive)))
-        inputs = to_param_dtype(zero_before_start(inputs, site, layer.exclusive), cache)
         # Site -1 (index 0 of an exclusive layer) feeds zeros. They are written at site 0's
         # place, which site 0's own input overwrites at the next step.
-        site = lax.max(site, np.int32(0))
+        site = lax.max(lax.sub(index, np.int32(int(self.layer.exclusive))), np.int32(0))
         site_rc = lax.div(site, cols), lax.rem(site, cols)
         out_rc = lax.div(index, cols), lax.rem(index, cols)
         if self.caches_outputs:
-            out, cache = self._step_partial_sums(inputs, site_rc, out_rc, cache)
-        else:
-            out, cache = self._step_inputs(inputs, site_rc, out_rc, cache)
-        return out, state.set(self.cache, cache)
+            return self._step_partial_sums(inputs, site_rc, out_rc, cache)
+        return self._step_inputs(inputs, site_rc, out_rc, cache)
 
     def _step_inputs(self, inputs, site_rc, out_rc, cache) -> tuple[Array, Array]:
         # Write the new input into the ring, read one slice per kernel row (the rows of the

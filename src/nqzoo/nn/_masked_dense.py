@@ -11,7 +11,7 @@ from .._custom_types import Initializer
 from .._misc import as_index, positive_int
 from .._typecheck import check_fields
 from . import initializers
-from ._misc import check_state, init_bias, masked_init, to_param_dtype, zero_before_start
+from ._misc import AbstractFastLayer, init_bias, masked_init, to_param_dtype
 
 
 def dense_mask(exclusive: bool, i, j):
@@ -121,7 +121,7 @@ class MaskedDense1D(eqx.Module):
         return y
 
 
-class FastMaskedDense1D(eqx.Module):
+class FastMaskedDense1D(AbstractFastLayer):
     """[`nqzoo.nn.MaskedDense1D`][] with a cache of the inputs of every site, `(N, F_in)`.
 
     Holds the wrapped layer as `layer` (its `__call__` is the layer's) and the cache behind
@@ -149,39 +149,9 @@ class FastMaskedDense1D(eqx.Module):
             cache = eqx.nn.StateIndex(jnp.zeros(shape, layer.kernel.dtype))
         self.cache = cache
 
-    def __call__(
-        self, x: Inexact[ArrayLike, "{self.layer.n_sites} {self.layer.in_features}"]
-    ) -> Inexact[Array, "{self.layer.n_sites} {self.layer.out_features}"]:
-        """The wrapped layer's full forward pass."""
-        return self.layer(x)
-
-    def update_site(
-        self,
-        inputs: Inexact[ArrayLike, " {self.layer.in_features}"],
-        index: Int[ArrayLike, ""],
-        state: eqx.nn.State | None,
-    ) -> tuple[Inexact[Array, " {self.layer.out_features}"], eqx.nn.State]:
-        """One step: store the input of site `index - exclusive`, return the output at `index`.
-
-        Equal to the wrapped layer's output at `index` once the sites were fed in order
-        `0, 1, …` from an all-zero cache.
-
-        **Arguments:**
-
-        - `inputs`: the layer input at site `index - exclusive`, `(F_in,)` (ignored when that
-          site is `-1`).
-        - `index`: the output site (a traced integer is fine).
-        - `state`: the state holding this layer's cache.
-
-        **Returns:** `(output (F_out,), state)`.
-        """
-        layer = self.layer
-        check_fields(layer)
-        state = check_state(state, self)
-        cache = state.get(self.cache)
-        index = as_index(index)
-        site = index - int(layer.exclusive)
-        inputs = to_param_dtype(zero_before_start(inputs, site, layer.exclusive), cache)
-        start = (lax.max(site, np.int32(0)), np.int32(0))
-        cache = lax.dynamic_update_slice(cache, inputs[None], start)
-        return layer.site_output(cache, index), state.set(self.cache, cache)
+    def step(self, inputs: Array, index: Array, cache: Array) -> tuple[Array, Array]:
+        # store the input of site `index - exclusive` (site -1 writes zeros at site 0, which
+        # site 0's own input overwrites next), read kernel column `index`
+        site = lax.max(index - int(self.layer.exclusive), np.int32(0))
+        cache = lax.dynamic_update_slice(cache, inputs[None], (site, np.int32(0)))
+        return self.layer.site_output(cache, index), cache

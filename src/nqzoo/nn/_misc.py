@@ -1,14 +1,17 @@
 """Helpers shared by the masked layers and their fast (cached) wrappers."""
 
+import abc
 import math
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Inexact, Int, PRNGKeyArray
 
 from .._custom_types import Initializer
+from .._misc import as_index
+from .._typecheck import check_fields
 
 
 def masked_init(
@@ -40,17 +43,6 @@ def to_param_dtype(x: ArrayLike, param: Array) -> Array:
     return x.astype(dtype)
 
 
-def check_state(state: object, layer: eqx.Module) -> eqx.nn.State:
-    """`state` if it is an `eqx.nn.State`, else a `TypeError` saying how to build one."""
-    if not isinstance(state, eqx.nn.State):
-        raise TypeError(
-            f"{type(layer).__name__}.update_site needs the layer's cache state, got state="
-            f"{type(state).__name__}. Build the layer (or model) with "
-            "`model, state = eqx.nn.make_with_state(Cls)(...)` and pass `state`."
-        )
-    return state
-
-
 def shift_mod(index: Array, shift: int, n: int) -> Array:
     """`(index + shift) mod n` for an int32 `index >= 0` and static ints `shift`, `n > 0`.
 
@@ -67,11 +59,64 @@ def roll_blocks(blocks: list[Array], shift: Array) -> Array:
     return lax.dynamic_slice_in_dim(jnp.stack(blocks + blocks), lax.sub(np.int32(n), shift), n)
 
 
-def zero_before_start(inputs: ArrayLike, site: Array, exclusive: bool) -> Array:
-    """The input to store: zero when `site` is -1 (the first step of an exclusive layer).
+class AbstractFastLayer(eqx.Module):
+    """A masked layer (`layer`) plus a per-configuration cache behind a state index (`cache`).
 
-    Only exclusive layers can see site -1, so other layers skip the select (which would
-    also keep XLA from vectorising the fused activation that produces `inputs`).
+    The full forward pass is the wrapped layer's. [`update_site`][] is the one-site step
+    shared by every fast layer: it reads the cache from the state, zeroes the input of site
+    -1 (the first step of an exclusive layer), casts the input to the cache's dtype, and hands
+    over to the layer-specific `step`, which returns the output and the new cache.
     """
-    inputs = jnp.asarray(inputs)
-    return jnp.where(site >= 0, inputs, jnp.zeros((), inputs.dtype)) if exclusive else inputs
+
+    layer: eqx.AbstractVar[eqx.Module]
+    cache: eqx.AbstractVar[eqx.nn.StateIndex]
+
+    @abc.abstractmethod
+    def step(self, inputs: Array, index: Array, cache: Array) -> tuple[Array, Array]:
+        """The output at site `index` and the new cache, for the (zeroed, cast) input of site
+        `index - exclusive` and an int32 `index`."""
+
+    def __call__(
+        self, x: Inexact[ArrayLike, "*sites {self.layer.in_features}"]
+    ) -> Inexact[Array, "*sites {self.layer.out_features}"]:
+        """The wrapped layer's full forward pass."""
+        return self.layer(x)
+
+    def update_site(
+        self,
+        inputs: Inexact[ArrayLike, " {self.layer.in_features}"],
+        index: Int[ArrayLike, ""],
+        state: eqx.nn.State | None,
+    ) -> tuple[Inexact[Array, " {self.layer.out_features}"], eqx.nn.State]:
+        """One step: store the input of site `index - exclusive`, return the output at `index`.
+
+        Equal to the wrapped layer's output at `index` once the sites were fed in order
+        `0, 1, …` from an all-zero cache (sites in raster order for a 2D layer). Every step
+        costs the same whatever `index`, and a traced index is fine.
+
+        **Arguments:**
+
+        - `inputs`: the layer input at site `index - exclusive`, `(F_in,)` (ignored when that
+          site is `-1`).
+        - `index`: the output site.
+        - `state`: the state holding this layer's cache.
+
+        **Returns:** `(output (F_out,), state)`.
+        """
+        check_fields(self.layer)
+        if not isinstance(state, eqx.nn.State):
+            raise TypeError(
+                f"{type(self).__name__}.update_site needs the layer's cache state, got state="
+                f"{type(state).__name__}. Build the layer (or model) with "
+                "`model, state = eqx.nn.make_with_state(Cls)(...)` and pass `state`."
+            )
+        cache = state.get(self.cache)
+        index = as_index(index)
+        exclusive = self.layer.exclusive
+        inputs = jnp.asarray(inputs)
+        if exclusive:
+            # Only exclusive layers can see site -1, so other layers skip the select (which
+            # would also keep XLA from vectorising the fused activation producing `inputs`).
+            inputs = jnp.where(index >= 1, inputs, jnp.zeros((), inputs.dtype))
+        out, cache = self.step(to_param_dtype(inputs, cache), index, cache)
+        return out, state.set(self.cache, cache)
