@@ -101,7 +101,7 @@ def _row(lattice: tuple[int, ...], sr: bool = False) -> Row:
         nqzoo_step,
         netket_step,
         note=f"{type(model).__name__} layers={defaults.layers} "
-        f"features={defaults.features} kernel={model.kernel_size}, "
+        f"features={defaults.features} kernel={model.arnn.kernel_size}, "
         f"{N_SAMPLES} samples, {'SR + sgd' if sr else 'adam'}",
         extra={"target": ">= 2x"},
     )
