@@ -275,3 +275,35 @@ def test_wrong_input_width(getkey):
         model(jnp.ones((3, 5)))
     with pytest.raises(TypeError):
         model.conditionals(jnp.ones((5,)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.complex64])
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
+        (nqz.models.FastARNNDense, {}),
+        (nqz.models.FastARNNConv1D, dict(kernel_size=3)),
+        (nqz.models.FastARNNConv2D, dict(kernel_size=(2, 3))),
+    ],
+)
+def test_single_precision_stays_single(cls, kwargs, dtype, getkey):
+    """With x64 on, float32/complex64 parameters give float32/complex64 parameters, caches,
+    log-amplitudes, conditionals, gradients and sampler log-probabilities: nothing promotes."""
+    real = jnp.finfo(dtype).dtype
+    fast, state = eqx.nn.make_with_state(cls)(
+        SPIN4, 2, 3, param_dtype=dtype, key=getkey(), **kwargs
+    )
+    params = jax.tree.leaves(eqx.filter(fast, eqx.is_inexact_array))
+    assert {p.dtype for p in params} == {jnp.dtype(dtype)}
+    assert {leaf.dtype for leaf in jax.tree.leaves(state)} == {jnp.dtype(dtype)}
+    x = SPIN4.random_state(getkey(), 5)
+    for model in (fast, fast.to_slow()):
+        assert model(x).dtype == dtype
+        assert model.conditionals(x).dtype == real
+        grads = eqx.filter_grad(lambda m: jnp.sum(m(x).real))(model)
+        assert {g.dtype for g in jax.tree.leaves(grads)} == {jnp.dtype(dtype)}
+    p, _ = fast.conditional(x[0], 1, jax.tree.map(jnp.copy, state))  # eager set retires it
+    assert p.dtype == real
+    samples, log_prob = nqz.sample(fast, 7, key=getkey(), state=state, return_log_prob=True)
+    assert log_prob.dtype == real
+    np.testing.assert_allclose(log_prob, 2 * fast(samples).real, rtol=1e-5)
