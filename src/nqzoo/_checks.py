@@ -1,1 +1,0 @@
-from ._typecheck import check_fields as check_fields
