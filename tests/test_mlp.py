@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import nqzoo as nqz
-from nqzoo.interop.netket import from_netket, hilbert_to_netket, to_netket
+from nqzoo.interop.netket import from_netket, hilbert_from_netket, hilbert_to_netket, to_netket
 
-from .helpers import max_rel_err, randomize
+from .helpers import max_rel_err, netket_promotion, randomize
 
 
 HI = nqz.hilbert.Spin(0.5, 6)
@@ -35,7 +35,8 @@ _call = eqx.filter_jit(lambda model, x: model(x))
 
 def _pair(nk_model, key):
     x = HI.all_states()[:2]
-    params = jax.jit(lambda k: randomize(nk_model.init(k, x)["params"], k, scale=0.5))(key)
+    with netket_promotion():
+        params = jax.jit(lambda k: randomize(nk_model.init(k, x)["params"], k, scale=0.5))(key)
     return from_netket(nk_model, {"params": params}, hilbert=HI), params
 
 
@@ -43,7 +44,8 @@ def _pair(nk_model, key):
 def test_parity_and_round_trip(name, nk_model, getkey):
     model, params = _pair(nk_model, getkey())
     x = HI.random_state(getkey(), (4, 5))
-    expected = jax.jit(lambda p, x: nk_model.apply({"params": p}, x))(params, x)
+    with netket_promotion():
+        expected = jax.jit(lambda p, x: nk_model.apply({"params": p}, x))(params, x)
     out = _call(model, x)
     assert out.shape == (4, 5) and out.dtype == expected.dtype
     assert max_rel_err(out, expected) <= 1e-12
@@ -66,7 +68,10 @@ def test_single_batch_vmap_and_gradients(name, nk_model, getkey):
 
     x = x.reshape(6, -1)
     for part in (lambda z: jnp.real(z) + 0.7 * jnp.imag(z),):
-        g_nk = jax.jit(jax.grad(lambda p: part(nk_model.apply({"params": p}, x)).sum()))(params)
+        with netket_promotion():
+            g_nk = jax.jit(jax.grad(lambda p: part(nk_model.apply({"params": p}, x)).sum()))(
+                params
+            )
         g_nq = eqx.filter_jit(eqx.filter_grad(lambda m: part(m(x)).sum()))(model)
         g_nk = from_netket(nk_model, {"params": g_nk}, hilbert=HI)
         for a, b in zip(jax.tree.leaves(g_nq), jax.tree.leaves(g_nk), strict=True):
@@ -76,13 +81,15 @@ def test_single_batch_vmap_and_gradients(name, nk_model, getkey):
 def test_full_sum_state_energy(getkey):
     nk_model = CASES[2][1]
     model, params = _pair(nk_model, getkey())
-    nk_hi = hilbert_to_netket(HI)
-    H = nk.operator.Heisenberg(nk_hi, nk.graph.Chain(HI.size))
-    e_nq = nk.vqs.FullSumState(nk_hi, model).expect(H).mean
-    # the exact energy of the NetKet model with the same parameters
-    apply = jax.jit(lambda p, x: nk_model.apply({"params": p}, x))
-    psi = np.exp(np.asarray(apply(params, HI.all_states())))
-    e_nk = np.vdot(psi, H.to_dense() @ psi) / np.vdot(psi, psi)
+    with netket_promotion():  # NetKet drives the model here
+        nk_hi = hilbert_to_netket(HI)
+        H = nk.operator.Heisenberg(nk_hi, nk.graph.Chain(HI.size))
+        e_nq = nk.vqs.FullSumState(nk_hi, model).expect(H).mean
+        # the exact energy of the NetKet model with the same parameters
+        apply = jax.jit(lambda p, x: nk_model.apply({"params": p}, x))
+        psi = np.exp(np.asarray(apply(params, HI.all_states())))
+        dense = np.asarray(H.to_dense())
+    e_nk = np.vdot(psi, dense @ psi) / np.vdot(psi, psi)
     assert abs(e_nq - e_nk) <= 1e-10 * max(1.0, abs(e_nk))
 
 
@@ -132,12 +139,25 @@ def test_activation_tuple_wrong_length(getkey):
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [
-        ({"hidden_dims": (4, 0)}, ValueError, r"hidden_dims must contain positive integers"),
+        ({"hidden_dims": (4, 0)}, ValueError,
+         r"hidden_dims must be a positive integer or a sequence of positive integers, "
+         r"got hidden_dims=\(4, 0\)"),
         # caught by the signature's runtime type check, which names the argument
         ({"hidden_dims": (4.5,)}, TypeError, r"parameter 'hidden_dims'"),
         ({"hidden_dims": "64"}, TypeError, r"parameter 'hidden_dims'"),
         ({"hidden_dims_alpha": (0.1,)}, ValueError, r"int\(0.1 \* 6\) = 0 units"),
-        ({"hidden_dims_alpha": (-1,)}, ValueError, r"hidden_dims_alpha must contain positive"),
+        ({"hidden_dims_alpha": (-1,)}, ValueError,
+         r"hidden_dims_alpha\[0\] must be a finite positive number, got hidden_dims_alpha\[0\]=-1"),
+        ({"hidden_dims_alpha": (1, float("inf"))}, ValueError,
+         r"hidden_dims_alpha\[1\] must be a finite positive number.*=inf"),
+        ({"hidden_dims_alpha": float("nan")}, ValueError,
+         r"hidden_dims_alpha\[0\] must be a finite positive number.*=nan"),
+        # the signature's check looks at one entry, the validator at all: either names it
+        ({"hidden_dims": (4, float("inf"))}, (TypeError, ValueError),
+         r"parameter 'hidden_dims'|got hidden_dims=\(4, inf\)"),
+        ({"param_dtype": jnp.int32}, ValueError,
+         r"param_dtype must be a floating or complex dtype.*param_dtype=int32"),
+        ({"param_dtype": bool}, ValueError, r"param_dtype must be a floating .*param_dtype=bool"),
         ({"hidden_dims": (3,), "hidden_activations": "gelu"}, TypeError,
          r"parameter 'hidden_activations'"),
         ({"hidden_dims": (3,), "hidden_activations": (1,)}, TypeError,
@@ -147,3 +167,42 @@ def test_activation_tuple_wrong_length(getkey):
 def test_bad_hyperparameters(kwargs, error, match, getkey):
     with pytest.raises(error, match=match):
         nqz.models.MLP(HI, **kwargs, key=getkey())
+
+
+def test_numpy_integer_widths(getkey):
+    a = nqz.models.MLP(HI, hidden_dims=(np.int64(4), np.int32(3)), key=jax.random.key(1))
+    b = nqz.models.MLP(HI, hidden_dims=(4, 3), key=jax.random.key(1))
+    assert a.hidden_dims == (4, 3) and bool(eqx.tree_equal(a, b))
+
+
+@pytest.mark.parametrize("hilbert", [6, "spins"])
+def test_hilbert_must_be_an_nqzoo_space(hilbert, getkey):
+    with pytest.raises(TypeError, match=r"MLP needs an nqzoo Hilbert space.*hilbert=") as info:
+        nqz.models.MLP(hilbert, key=getkey())
+    assert "hilbert_from_netket" not in str(info.value)
+
+
+def test_netket_space_points_to_the_converter(getkey):
+    nk_space = nk.hilbert.Spin(0.5, 4)
+    match = r"NetKet space.*nqzoo\.interop\.netket\.hilbert_from_netket"
+    with pytest.raises(TypeError, match=match):
+        nqz.models.MLP(nk_space, hidden_dims=(3,), key=getkey())
+    model = nqz.models.MLP(hilbert_from_netket(nk_space), hidden_dims=(3,), key=getkey())
+    assert model.hilbert == nqz.hilbert.Spin(0.5, 4)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.complex64])
+def test_single_precision_with_x64_on(dtype, getkey):
+    """float32/complex64 parameters give float32/complex64 outputs and gradients, also for
+    float64 input (the network computes in its parameter dtype)."""
+    model = nqz.models.MLP(HI, hidden_dims=(5, 4), param_dtype=dtype, use_output_bias=True,
+                           key=getkey())
+    assert {leaf.dtype for leaf in jax.tree.leaves(model)} == {jnp.dtype(dtype)}
+    x = HI.random_state(getkey(), (2, 3))
+    out = _call(model, x)
+    assert out.dtype == dtype and _call(model, x.astype(jnp.float64)).dtype == dtype
+    grads = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.real(m(x)).sum()))(model)
+    assert {leaf.dtype for leaf in jax.tree.leaves(grads)} == {jnp.dtype(dtype)}
+    wide = jnp.complex128 if jnp.issubdtype(dtype, jnp.complexfloating) else jnp.float64
+    model64 = jax.tree.map(lambda a: a.astype(wide), model)
+    np.testing.assert_allclose(out, _call(model64, x), rtol=1e-5, atol=1e-5)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import nqzoo as nqz
-from nqzoo.interop.netket import from_netket, hilbert_to_netket, to_netket
+from nqzoo.interop.netket import from_netket, hilbert_from_netket, hilbert_to_netket, to_netket
 
-from .helpers import max_rel_err, randomize
+from .helpers import max_rel_err, netket_promotion, randomize
 
 
 SPIN = nqz.hilbert.Spin(0.5, 6)
@@ -36,13 +36,20 @@ _call = eqx.filter_jit(lambda model, x: model(x))
 
 
 def _nk_call(nk_model):
-    return jax.jit(lambda params, x: nk_model.apply({"params": params}, x))
+    apply = jax.jit(lambda params, x: nk_model.apply({"params": params}, x))
+
+    def call(params, x):
+        with netket_promotion():
+            return apply(params, x)
+
+    return call
 
 
 def _pair(nk_model, hilbert, key):
     """A NetKet module with randomised parameters and the nqzoo model converted from it."""
     x = jnp.asarray(hilbert.all_states()[:2])
-    params = jax.jit(lambda k: randomize(nk_model.init(k, x)["params"], k, scale=0.4))(key)
+    with netket_promotion():
+        params = jax.jit(lambda k: randomize(nk_model.init(k, x)["params"], k, scale=0.4))(key)
     return from_netket(nk_model, {"params": params}, hilbert=hilbert), params
 
 
@@ -88,7 +95,10 @@ def test_gradients_match_netket(name, nk_model, hilbert, getkey):
     x = hilbert.random_state(getkey(), 16)
 
     def nk_part(part):
-        return jax.jit(jax.grad(lambda p: part(nk_model.apply({"params": p}, x)).sum()))(params)
+        with netket_promotion():
+            return jax.jit(jax.grad(lambda p: part(nk_model.apply({"params": p}, x)).sum()))(
+                params
+            )
 
     def nq_part(part):
         return eqx.filter_jit(eqx.filter_grad(lambda m: part(m(x)).sum()))(model)
@@ -102,8 +112,9 @@ def test_gradients_match_netket(name, nk_model, hilbert, getkey):
 
     if name == "rbm-complex":
         # holomorphic derivative d log psi / d theta agrees too
-        g_nk = jax.jit(jax.grad(lambda p: nk_model.apply({"params": p}, x).sum(),
-                                holomorphic=True))(params)
+        with netket_promotion():
+            g_nk = jax.jit(jax.grad(lambda p: nk_model.apply({"params": p}, x).sum(),
+                                    holomorphic=True))(params)
         g_nq = eqx.filter_jit(jax.grad(lambda m: m(x).sum(), holomorphic=True))(model)
         g_nk = from_netket(nk_model, {"params": g_nk}, hilbert=hilbert)
         for a, b in zip(jax.tree.leaves(g_nq), jax.tree.leaves(g_nk), strict=True):
@@ -118,37 +129,41 @@ def test_gradients_match_netket(name, nk_model, hilbert, getkey):
 )
 def test_full_sum_state_energy(name, nk_model, hilbert, model_kind, getkey):
     model, params = _pair(nk_model, hilbert, getkey())
-    nk_hi = hilbert_to_netket(hilbert)
-    graph = nk.graph.Chain(hilbert.size)
-    if model_kind == "heisenberg":
-        H = nk.operator.Heisenberg(nk_hi, graph)
-    elif model_kind == "ising":
-        H = nk.operator.Ising(nk_hi, graph, h=0.7)
-    else:
-        H = nk.operator.BoseHubbard(nk_hi, graph, U=1.0, J=0.5)
-    e_nq = nk.vqs.FullSumState(nk_hi, model).expect(H).mean
+    with netket_promotion():  # NetKet drives the model here
+        nk_hi = hilbert_to_netket(hilbert)
+        graph = nk.graph.Chain(hilbert.size)
+        if model_kind == "heisenberg":
+            H = nk.operator.Heisenberg(nk_hi, graph)
+        elif model_kind == "ising":
+            H = nk.operator.Ising(nk_hi, graph, h=0.7)
+        else:
+            H = nk.operator.BoseHubbard(nk_hi, graph, U=1.0, J=0.5)
+        e_nq = nk.vqs.FullSumState(nk_hi, model).expect(H).mean
+        dense = np.asarray(H.to_dense())
     # the exact energy of the NetKet model with the same parameters
     psi = np.exp(np.asarray(_nk_call(nk_model)(params, hilbert.all_states())))
-    e_nk = np.vdot(psi, H.to_dense() @ psi) / np.vdot(psi, psi)
+    e_nk = np.vdot(psi, dense @ psi) / np.vdot(psi, psi)
     assert abs(e_nq - e_nk) <= 1e-10 * max(1.0, abs(e_nk))
 
 
 def test_mcstate_local_energies_match_netket(getkey):
     nk_model = CASES[1][1]
     model, params = _pair(nk_model, SPIN, getkey())
-    nk_hi = hilbert_to_netket(SPIN)
-    H = nk.operator.Ising(nk_hi, nk.graph.Chain(SPIN.size), h=1.0)
-    sampler = nk.sampler.MetropolisLocal(nk_hi, n_chains=8)
-    vs = nk.vqs.MCState(sampler, model, n_samples=64, n_discard_per_chain=4, seed=0,
-                        sampler_seed=1)
-    energy = vs.expect(H)
-    samples = np.asarray(vs.samples).reshape(-1, SPIN.size)
+    with netket_promotion():  # NetKet drives the model here
+        nk_hi = hilbert_to_netket(SPIN)
+        H = nk.operator.Ising(nk_hi, nk.graph.Chain(SPIN.size), h=1.0)
+        sampler = nk.sampler.MetropolisLocal(nk_hi, n_chains=8)
+        vs = nk.vqs.MCState(sampler, model, n_samples=64, n_discard_per_chain=4, seed=0,
+                            sampler_seed=1)
+        energy = vs.expect(H)
+        samples = np.asarray(vs.samples).reshape(-1, SPIN.size)
+        conn, mels = (np.asarray(a) for a in H.get_conn_padded(samples))
+        local = np.asarray(vs.local_estimators(H).reshape(-1))
     assert set(np.unique(samples)) <= set(SPIN.local_states)
     # the same local energies from the NetKet model with the same parameters
-    conn, mels = H.get_conn_padded(samples)
     log_nk = lambda s: _nk_call(nk_model)(params, s)  # noqa: E731
     e_loc = np.sum(mels * np.exp(log_nk(conn) - log_nk(samples)[:, None]), axis=-1)
-    assert max_rel_err(vs.local_estimators(H).reshape(-1), e_loc) <= 1e-12
+    assert max_rel_err(local, e_loc) <= 1e-12
     assert abs(energy.mean - e_loc.mean()) <= 1e-10 * abs(e_loc.mean())
 
 
@@ -186,11 +201,13 @@ def test_defaults_match_netket(getkey):
 
 def test_from_netket_infers_hilbert(getkey):
     x = SPIN.all_states()[:2]
-    variables = nk.models.RBM(alpha=1).init(getkey(), x)
-    assert from_netket(nk.models.RBM(alpha=1), variables).hilbert == nqz.hilbert.Spin(0.5, 6)
     xf = FOCK.all_states()[:2]
     mv = nk.models.RBMMultiVal(n_classes=3)
-    assert from_netket(mv, mv.init(getkey(), xf)).hilbert == FOCK
+    with netket_promotion():
+        variables = nk.models.RBM(alpha=1).init(getkey(), x)
+        mv_variables = mv.init(getkey(), xf)
+    assert from_netket(nk.models.RBM(alpha=1), variables).hilbert == nqz.hilbert.Spin(0.5, 6)
+    assert from_netket(mv, mv_variables).hilbert == FOCK
     with pytest.raises(ValueError, match="size 5"):
         from_netket(nk.models.RBM(alpha=1), variables, hilbert=nqz.hilbert.Spin(0.5, 5))
 
@@ -199,10 +216,11 @@ def test_from_netket_infers_hilbert(getkey):
 
 
 @pytest.mark.parametrize("cls", [nqz.models.RBM, nqz.models.RBMModPhase, nqz.models.RBMMultiVal])
-@pytest.mark.parametrize("alpha", [0, -1, -0.5])
+@pytest.mark.parametrize("alpha", [0, -1, -0.5, float("inf"), float("nan")])
 def test_alpha_not_positive(cls, alpha, getkey):
     hi = FOCK if cls is nqz.models.RBMMultiVal else SPIN
-    with pytest.raises(ValueError, match=rf"alpha must be a positive number, got alpha={alpha}"):
+    match = rf"alpha must be a finite positive number, got alpha={alpha}"
+    with pytest.raises(ValueError, match=match):
         cls(hi, alpha=alpha, key=getkey())
 
 
@@ -235,7 +253,65 @@ def test_modphase_rejects_complex_dtype(getkey):
         nqz.models.RBMModPhase(SPIN, param_dtype=jnp.complex128, key=getkey())
 
 
+@pytest.mark.parametrize("cls", [nqz.models.RBM, nqz.models.RBMModPhase, nqz.models.RBMMultiVal])
 @pytest.mark.parametrize("hilbert", [nqz.hilbert.Particles(2, (1.0,)), 6])
-def test_hilbert_must_be_discrete(hilbert, getkey):
-    with pytest.raises(TypeError, match=r"parameter 'hilbert'(.|\n)*AbstractDiscreteHilbert"):
-        nqz.models.RBM(hilbert, key=getkey())
+def test_hilbert_must_be_discrete(cls, hilbert, getkey):
+    match = rf"{cls.__name__} needs a discrete nqzoo Hilbert space.*Discrete.*hilbert="
+    with pytest.raises(TypeError, match=match) as info:
+        cls(hilbert, key=getkey())
+    assert "hilbert_from_netket" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "cls,nk_space",
+    [
+        (nqz.models.RBM, nk.hilbert.Spin(0.5, 4)),
+        (nqz.models.RBMModPhase, nk.hilbert.Spin(0.5, 4)),
+        (nqz.models.RBMMultiVal, nk.hilbert.Fock(2, 4)),
+    ],
+)
+def test_netket_space_points_to_the_converter(cls, nk_space, getkey):
+    match = r"NetKet space.*nqzoo\.interop\.netket\.hilbert_from_netket"
+    with pytest.raises(TypeError, match=match):
+        cls(nk_space, key=getkey())
+    converted = hilbert_from_netket(nk_space)
+    assert cls(converted, key=getkey()).hilbert == converted
+
+
+# --- dtypes -----------------------------------------------------------------------------------
+
+
+DTYPE_CASES = [
+    (nqz.models.RBM, SPIN, jnp.float32),
+    (nqz.models.RBM, SPIN, jnp.complex64),
+    (nqz.models.RBMModPhase, SPIN, jnp.float32),
+    (nqz.models.RBMMultiVal, FOCK, jnp.float32),
+    (nqz.models.RBMMultiVal, FOCK, jnp.complex64),
+]
+
+
+@pytest.mark.parametrize("cls,hilbert,dtype", DTYPE_CASES)
+def test_single_precision_with_x64_on(cls, hilbert, dtype, getkey):
+    """float32/complex64 parameters give float32/complex64 outputs and gradients, also for
+    float64 input (the model computes in its parameter dtype)."""
+    model = cls(hilbert, alpha=2, param_dtype=dtype, key=getkey())
+    assert {leaf.dtype for leaf in jax.tree.leaves(model)} == {jnp.dtype(dtype)}
+    out_dtype = jnp.complex64 if cls is nqz.models.RBMModPhase else dtype
+    x = hilbert.random_state(getkey(), 5)
+    out = _call(model, x)
+    assert out.dtype == out_dtype and _call(model, x.astype(jnp.float64)).dtype == out_dtype
+    grads = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.real(m(x)).sum()))(model)
+    assert {leaf.dtype for leaf in jax.tree.leaves(grads)} == {jnp.dtype(dtype)}
+    # the same numbers as the float64 model with the same (rounded) parameters, to float32
+    # accuracy (log_cosh(y) = y + log1p(exp(-2y)) - log 2 loses ~1e-7 absolute per unit)
+    wide = jnp.complex128 if jnp.issubdtype(dtype, jnp.complexfloating) else jnp.float64
+    model64 = jax.tree.map(lambda a: a.astype(wide), model)
+    np.testing.assert_allclose(out, _call(model64, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [nqz.models.RBM, nqz.models.RBMModPhase, nqz.models.RBMMultiVal])
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.int8, bool])
+def test_integer_param_dtype_refused(cls, dtype, getkey):
+    hi = FOCK if cls is nqz.models.RBMMultiVal else SPIN
+    with pytest.raises(ValueError, match=r"param_dtype must be a .*floating.*param_dtype="):
+        cls(hi, param_dtype=dtype, key=getkey())

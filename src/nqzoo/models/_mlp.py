@@ -3,25 +3,15 @@ from collections.abc import Callable, Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
 
-from .._checks import check_fields
 from .._custom_types import Activation, Initializer
+from .._misc import check_hilbert, positive_ints, units_from_density
+from .._typecheck import check_fields
 from ..hilbert import AbstractHilbert
-from ..nn import initializers
-from ..nn._activations import gelu
+from ..nn import gelu, initializers
 from ..nn._dense import Dense
-
-
-def _as_tuple(value: object, argname: str) -> tuple:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return (value,)
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise TypeError(
-            f"{argname} must be a tuple of numbers (or a single number), got "
-            f"{argname}={value!r}."
-        )
-    return tuple(value)
 
 
 def _resolve_hidden_dims(hidden_dims: object, hidden_dims_alpha: object, n_in: int) -> tuple:
@@ -32,30 +22,20 @@ def _resolve_hidden_dims(hidden_dims: object, hidden_dims_alpha: object, n_in: i
             f"hidden_dims_alpha={hidden_dims_alpha!r}."
         )
     if hidden_dims is not None:
-        dims = _as_tuple(hidden_dims, "hidden_dims")
-        for d in dims:
-            if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-                raise ValueError(
-                    f"hidden_dims must contain positive integers, got hidden_dims={hidden_dims!r}."
-                )
-        return tuple(int(d) for d in dims)
+        return positive_ints(hidden_dims, "hidden_dims")
     if hidden_dims_alpha is not None:
-        alphas = _as_tuple(hidden_dims_alpha, "hidden_dims_alpha")
-        dims = []
-        for a in alphas:
-            if isinstance(a, bool) or not isinstance(a, int | float) or not a > 0:
-                raise ValueError(
-                    "hidden_dims_alpha must contain positive numbers, got "
-                    f"hidden_dims_alpha={hidden_dims_alpha!r}."
-                )
-            if int(a * n_in) < 1:
-                raise ValueError(
-                    f"hidden_dims_alpha={hidden_dims_alpha!r} with {n_in} inputs gives a layer "
-                    f"of int({a!r} * {n_in}) = 0 units; every entry must be >= {1 / n_in:.3g}."
-                )
-            dims.append(int(a * n_in))
-        return tuple(dims)
+        return tuple(
+            units_from_density(a, f"hidden_dims_alpha[{k}]", n_in)
+            for k, a in enumerate(_alphas(hidden_dims_alpha))
+        )
     return ()
+
+
+def _alphas(hidden_dims_alpha: float | int | Sequence[float | int]) -> tuple:
+    """`hidden_dims_alpha` as a tuple (a single number is one hidden layer)."""
+    if isinstance(hidden_dims_alpha, int | float | np.number):
+        return (hidden_dims_alpha,)
+    return tuple(hidden_dims_alpha)
 
 
 def _resolve_activations(hidden_activations: object, n_layers: int) -> tuple:
@@ -101,15 +81,13 @@ class MLP(eqx.Module):
     hilbert: AbstractHilbert = eqx.field(static=True)
     hidden_dims: tuple[int, ...] = eqx.field(static=True)
     hidden_dims_alpha: tuple[float | int, ...] | None = eqx.field(static=True)
-    hidden_activations: Activation | tuple[Activation | None, ...] | None = eqx.field(
-        static=True
-    )
+    hidden_activations: Activation | tuple[Activation | None, ...] | None = eqx.field(static=True)
     output_activation: Activation | None = eqx.field(static=True)
 
     def __init__(
         self,
-        hilbert: AbstractHilbert,
-        hidden_dims: int | Sequence[int] | None = None,
+        hilbert: object,
+        hidden_dims: int | np.integer | Sequence[int | np.integer] | None = None,
         hidden_dims_alpha: float | int | Sequence[float | int] | None = None,
         param_dtype: jnp.dtype | type = jnp.float64,
         hidden_activations: Activation | Sequence[Activation | None] | None = gelu,
@@ -123,14 +101,16 @@ class MLP(eqx.Module):
     ):
         """**Arguments:**
 
-        - `hilbert`: the Hilbert space; its `size` N is the input width.
+        - `hilbert`: an nqzoo Hilbert space; its `size` N is the input width.
         - `hidden_dims`: widths of the hidden layers, a tuple of positive integers. A single
           integer is accepted and means one hidden layer (NetKet raises a `TypeError` for an
           int; nqzoo treats it as a 1-tuple).
         - `hidden_dims_alpha`: widths relative to N instead: layer k has `int(a_k * N)` units.
-          At most one of `hidden_dims`, `hidden_dims_alpha` may be given; with neither the
-          network is a single linear layer.
-        - `param_dtype`: dtype of the parameters (real or complex).
+          Every `a_k` must be a finite positive number with `int(a_k * N) >= 1`. At most one
+          of `hidden_dims`, `hidden_dims_alpha` may be given; with neither the network is a
+          single linear layer.
+        - `param_dtype`: dtype of the parameters (real or complex); the network computes in
+          it.
         - `hidden_activations`: one callable for every hidden layer, a tuple with one callable
           (or None for no activation) per hidden layer, or None (all linear).
         - `output_activation`: applied after the output layer, or None.
@@ -139,8 +119,9 @@ class MLP(eqx.Module):
         - `kernel_init`, `bias_init`: initialisers (NetKet's `lecun_normal()` and `zeros`).
         - `key`: a JAX PRNG key.
         """
-        if not isinstance(hilbert, AbstractHilbert):
-            raise TypeError(f"hilbert must be an nqzoo Hilbert space, got hilbert={hilbert!r}.")
+        hilbert = check_hilbert(
+            hilbert, AbstractHilbert, "MLP needs an nqzoo Hilbert space (nqzoo.hilbert.*)"
+        )
         n_in = hilbert.size
         dims = _resolve_hidden_dims(hidden_dims, hidden_dims_alpha, n_in)
         _resolve_activations(hidden_activations, len(dims))
@@ -164,9 +145,7 @@ class MLP(eqx.Module):
         )
         self.hilbert = hilbert
         self.hidden_dims = dims
-        self.hidden_dims_alpha = (
-            None if hidden_dims_alpha is None else _as_tuple(hidden_dims_alpha, "")
-        )
+        self.hidden_dims_alpha = None if hidden_dims_alpha is None else _alphas(hidden_dims_alpha)
         self.hidden_activations = (
             hidden_activations
             if hidden_activations is None or callable(hidden_activations)
@@ -195,7 +174,8 @@ class MLP(eqx.Module):
 
         - `x`: configurations, `(*batch, N)`.
 
-        **Returns:** the network output `(*batch,)` (log ψ(x) when used as a wave function).
+        **Returns:** the network output `(*batch,)` in the parameter dtype (log ψ(x) when
+        used as a wave function).
         """
         check_fields(self)
         x = jnp.asarray(x)

@@ -1,79 +1,82 @@
+"""The RBM family: NetKet's RBM, RBMModPhase and RBMMultiVal."""
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Complex, Float, Inexact, Num, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Complex, Float, Inexact, PRNGKeyArray, Real
 
-from .._checks import check_fields
 from .._custom_types import Activation, Initializer
+from .._misc import check_hilbert, inexact_dtype, units_from_density
+from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert, Qubit
-from ..nn import initializers
-from ..nn._activations import log_cosh, log_cosh_parts
+from ..nn import initializers, log_cosh
+from ..nn._activations import log_cosh_parts
 
 
-def _n_hidden(alpha: object, n_visible: int, argname: str = "alpha") -> int:
-    if isinstance(alpha, bool) or not isinstance(alpha, float | int):
-        raise TypeError(f"{argname} must be a positive number, got {argname}={alpha!r}.")
-    if not alpha > 0:
-        raise ValueError(f"{argname} must be a positive number, got {argname}={alpha!r}.")
-    n_hidden = int(alpha * n_visible)
-    if n_hidden < 1:
-        raise ValueError(
-            f"{argname}={alpha!r} with {n_visible} visible units gives int({alpha!r} * "
-            f"{n_visible}) = 0 hidden units; use {argname} >= {1 / n_visible:.3g}."
-        )
-    return n_hidden
+def _sizes(hilbert: object, alpha: object, model: str) -> tuple[AbstractDiscreteHilbert, int, int]:
+    """The checked space and the numbers of visible and hidden units `int(alpha * N)`."""
+    hilbert = check_hilbert(
+        hilbert,
+        AbstractDiscreteHilbert,
+        f"{model} needs a discrete nqzoo Hilbert space (an "
+        "nqzoo.hilbert.AbstractDiscreteHilbert: Spin, Qubit, Fock)",
+    )
+    n_visible = hilbert.size
+    n_hidden = units_from_density(
+        alpha, "alpha", n_visible, inputs="visible units", units="hidden units"
+    )
+    return hilbert, n_visible, n_hidden
 
 
-def _check_hilbert(hilbert: object) -> None:
-    if not isinstance(hilbert, AbstractDiscreteHilbert):
-        raise TypeError(
-            "hilbert must be a discrete nqzoo Hilbert space (Spin, Qubit, Fock), got "
-            f"hilbert={hilbert!r}."
-        )
-
-
-def _real_dtype(param_dtype: object, model: str) -> jnp.dtype:
-    dtype = jnp.dtype(param_dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(
-            f"{model} has real parameters: param_dtype must be a real floating dtype "
-            f"(e.g. float64), got param_dtype={param_dtype!r}."
-        )
-    return dtype
-
-
-def _hidden_layer_sum(x, kernel, bias, activation):
-    """`Σ_j activation((x @ kernel + bias)_j)` with x already of a real or param dtype.
-
-    With `log_cosh`, complex parameters and real input (the common case: spins times complex
-    weights), the complex matmul and activation are split into real arithmetic: two real
-    matmuls (half the flops of a complex one) and `log_cosh_parts`.
-    """
-    if activation is log_cosh and jnp.iscomplexobj(kernel) and not jnp.iscomplexobj(x):
-        theta_re = x @ kernel.real
-        theta_im = x @ kernel.imag
-        if bias is not None:
-            theta_re = theta_re + bias.real
-            theta_im = theta_im + bias.imag
-        re, im = log_cosh_parts(theta_re, theta_im)
-        return jax.lax.complex(re.sum(axis=-1), im.sum(axis=-1))
-    x = x.astype(jnp.result_type(x, kernel))
+def _affine(x: Array, kernel: Array, bias: Array | None) -> Array:
+    """`x @ kernel + bias`, the bias broadcast explicitly over the batch axes."""
     theta = x @ kernel
-    if bias is not None:
-        theta = theta + bias
-    return activation(theta).sum(axis=-1)
+    if bias is None:
+        return theta
+    return theta + jnp.broadcast_to(bias.astype(theta.dtype), theta.shape)
 
 
-def _as_input(x, *params) -> Array:
-    """`x` as an array of the real dtype the parameters promote it to (ints become floats)."""
-    x = jnp.asarray(x)
-    dtype = jnp.result_type(x, *(p.real.dtype for p in params if p is not None))
-    if not jnp.issubdtype(dtype, jnp.inexact):
-        dtype = jnp.result_type(dtype, float)
-    return x.astype(dtype)
+def _part(a: Array | None, part: str) -> Array | None:
+    return None if a is None else getattr(a, part)
 
 
-class RBM(eqx.Module):
+class AbstractRBM(eqx.Module):
+    """The math shared by [`nqzoo.models.RBM`][] and [`nqzoo.models.RBMModPhase`][]: `M =
+    int(alpha * N)` hidden units, each contributing `activation(x W + b)` to `log ψ`."""
+
+    hilbert: eqx.AbstractVar[AbstractDiscreteHilbert]
+    alpha: eqx.AbstractVar[float | int]
+    activation: eqx.AbstractVar[Activation]
+
+    def __check_init__(self):
+        check_fields(self)
+
+    @property
+    def n_hidden(self) -> int:
+        """Number of hidden units `M = int(alpha * N)` (of each RBM, for RBMModPhase)."""
+        return int(self.alpha * self.hilbert.size)
+
+    def _as_input(self, x: ArrayLike, kernel: Array) -> Array:
+        """`x` in the real dtype of the parameters (int8 spins become floats)."""
+        return jnp.asarray(x).astype(jnp.finfo(kernel.dtype).dtype)
+
+    def _hidden_sum(self, x: Array, kernel: Array, bias: Array | None) -> Array:
+        """`Σ_j activation((x @ kernel + bias)_j)` for `x` in the parameters' real dtype.
+
+        With `log_cosh` and complex parameters (the common case: spins times complex
+        weights), the complex matmul and activation are split into real arithmetic: two real
+        matmuls (half the flops of a complex one) and `log_cosh_parts`.
+        """
+        if self.activation is log_cosh and jnp.iscomplexobj(kernel):
+            re, im = log_cosh_parts(
+                _affine(x, kernel.real, _part(bias, "real")),
+                _affine(x, kernel.imag, _part(bias, "imag")),
+            )
+            return jax.lax.complex(re.sum(axis=-1), im.sum(axis=-1))
+        return self.activation(_affine(x.astype(kernel.dtype), kernel, bias)).sum(axis=-1)
+
+
+class RBM(AbstractRBM):
     r"""Restricted Boltzmann machine with the hidden units traced out.
 
     $$\log\psi(x) = \sum_{j=1}^{M} g\Big(\sum_i x_i W_{ij} + b_j\Big) + \sum_i a_i x_i,$$
@@ -103,7 +106,7 @@ class RBM(eqx.Module):
 
     def __init__(
         self,
-        hilbert: AbstractDiscreteHilbert,
+        hilbert: object,
         alpha: float | int = 1,
         use_hidden_bias: bool = True,
         use_visible_bias: bool = True,
@@ -117,8 +120,10 @@ class RBM(eqx.Module):
     ):
         """**Arguments:**
 
-        - `hilbert`: the discrete Hilbert space (only its `size` enters the formula).
-        - `alpha`: hidden-unit density; `M = int(alpha * N)` must be at least 1.
+        - `hilbert`: the discrete Hilbert space (only its `size` enters the formula); a NetKet
+          space is refused with a pointer to `nqzoo.interop.netket.hilbert_from_netket`.
+        - `alpha`: hidden-unit density, a finite positive number; `M = int(alpha * N)` must
+          be at least 1.
         - `use_hidden_bias`, `use_visible_bias`: whether to include `b` and `a`.
         - `activation`: the elementwise function `g` (default `log_cosh`).
         - `param_dtype`: dtype of the parameters (real or complex).
@@ -126,9 +131,8 @@ class RBM(eqx.Module):
           `init(key, shape, dtype)` (NetKet's default `normal(0.01)` for all three).
         - `key`: a JAX PRNG key.
         """
-        _check_hilbert(hilbert)
-        n_visible = hilbert.size
-        n_hidden = _n_hidden(alpha, n_visible)
+        hilbert, n_visible, n_hidden = _sizes(hilbert, alpha, "RBM")
+        param_dtype = inexact_dtype(param_dtype)
         wkey, hkey, vkey = jax.random.split(key, 3)
         self.hilbert = hilbert
         self.alpha = alpha
@@ -141,32 +145,26 @@ class RBM(eqx.Module):
             visible_bias_init(vkey, (n_visible,), param_dtype) if use_visible_bias else None
         )
 
-    def __check_init__(self):
-        check_fields(self)
-
-    @property
-    def n_hidden(self) -> int:
-        """Number of hidden units `M = int(alpha * N)`."""
-        return int(self.alpha * self.hilbert.size)
-
-    def __call__(self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]) -> Inexact[Array, "*batch"]:
+    def __call__(
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
+    ) -> Inexact[Array, "*batch"]:
         """**Arguments:**
 
-        - `x`: configurations, `(*batch, N)` (any real dtype; int8 samples are promoted to
-          the parameter dtype).
+        - `x`: configurations, `(*batch, N)` (any real dtype; int8 samples are cast to the
+          real dtype of the parameters).
 
-        **Returns:** `log ψ(x)`, shape `(*batch,)`, real for real parameters and complex for
-        complex ones.
+        **Returns:** `log ψ(x)`, shape `(*batch,)`, in the parameter dtype (real for real
+        parameters and complex for complex ones).
         """
         check_fields(self)
-        x = _as_input(x, self.kernel, self.hidden_bias, self.visible_bias)
-        log_psi = _hidden_layer_sum(x, self.kernel, self.hidden_bias, self.activation)
+        x = self._as_input(x, self.kernel)
+        log_psi = self._hidden_sum(x, self.kernel, self.hidden_bias)
         if self.visible_bias is not None:
-            log_psi = log_psi + x @ self.visible_bias
+            log_psi = log_psi + x.astype(self.visible_bias.dtype) @ self.visible_bias
         return log_psi
 
 
-class RBMModPhase(eqx.Module):
+class RBMModPhase(AbstractRBM):
     r"""Two real RBMs for the log-modulus and the phase of the wave function.
 
     $$\log\psi(x) = \sum_{j=1}^{M} g\Big(\sum_i x_i W_{ij} + b_j\Big)
@@ -198,7 +196,7 @@ class RBMModPhase(eqx.Module):
 
     def __init__(
         self,
-        hilbert: AbstractDiscreteHilbert,
+        hilbert: object,
         alpha: float | int = 1,
         use_hidden_bias: bool = True,
         activation: Activation = log_cosh,
@@ -218,10 +216,10 @@ class RBMModPhase(eqx.Module):
         - `kernel_init`, `hidden_bias_init`: initialisers (NetKet's default `normal(0.01)`).
         - `key`: a JAX PRNG key.
         """
-        _check_hilbert(hilbert)
-        param_dtype = _real_dtype(param_dtype, "RBMModPhase")
-        n_visible = hilbert.size
-        n_hidden = _n_hidden(alpha, n_visible)
+        hilbert, n_visible, n_hidden = _sizes(hilbert, alpha, "RBMModPhase")
+        param_dtype = inexact_dtype(
+            param_dtype, real=True, hint=" for RBMModPhase's real parameters"
+        )
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.hilbert = hilbert
         self.alpha = alpha
@@ -235,7 +233,6 @@ class RBMModPhase(eqx.Module):
             self.modulus_bias = self.phase_bias = None
 
     def __check_init__(self):
-        check_fields(self)
         if (self.modulus_bias is None) != (self.phase_bias is None):
             raise ValueError(
                 "RBMModPhase needs both hidden biases or neither, got modulus_bias="
@@ -243,24 +240,21 @@ class RBMModPhase(eqx.Module):
                 f"{'None' if self.phase_bias is None else 'an array'}."
             )
 
-    @property
-    def n_hidden(self) -> int:
-        """Number of hidden units of each RBM, `M = int(alpha * N)`."""
-        return int(self.alpha * self.hilbert.size)
-
-    def __call__(self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]) -> Complex[Array, "*batch"]:
+    def __call__(
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
+    ) -> Complex[Array, "*batch"]:
         """**Arguments:**
 
         - `x`: configurations, `(*batch, N)`.
 
-        **Returns:** `log ψ(x)`, complex, shape `(*batch,)`.
+        **Returns:** `log ψ(x)`, complex of the parameters' precision, shape `(*batch,)`.
         """
         check_fields(self)
-        x = _as_input(x, self.modulus_kernel, self.phase_kernel)
-        re = _hidden_layer_sum(x, self.modulus_kernel, self.modulus_bias, self.activation)
-        im = _hidden_layer_sum(x, self.phase_kernel, self.phase_bias, self.activation)
-        if jnp.iscomplexobj(re) or jnp.iscomplexobj(im):
-            return re + 1j * im
+        x = self._as_input(x, self.modulus_kernel)
+        re = self._hidden_sum(x, self.modulus_kernel, self.modulus_bias)
+        im = self._hidden_sum(x, self.phase_kernel, self.phase_bias)
+        if jnp.iscomplexobj(re) or jnp.iscomplexobj(im):  # a complex-valued activation
+            re, im = re.real - im.imag, re.imag + im.real
         return jax.lax.complex(re, im)
 
 
@@ -281,28 +275,24 @@ class RBMMultiVal(eqx.Module):
     rbm: RBM
     hilbert: AbstractDiscreteHilbert = eqx.field(static=True)
 
-    def __init__(
-        self,
-        hilbert: AbstractDiscreteHilbert,
-        alpha: float | int = 1,
-        use_hidden_bias: bool = True,
-        use_visible_bias: bool = True,
-        activation: Activation = log_cosh,
-        param_dtype: jnp.dtype | type = jnp.float64,
-        kernel_init: Initializer = initializers.normal(0.01),
-        hidden_bias_init: Initializer = initializers.normal(0.01),
-        visible_bias_init: Initializer = initializers.normal(0.01),
-        *,
-        key: PRNGKeyArray,
-    ):
+    def __init__(self, hilbert: object, alpha: float | int = 1, *, key: PRNGKeyArray, **rbm_kwargs):
         """**Arguments:**
 
         - `hilbert`: a discrete Hilbert space whose local states are `0, 1, …, C-1`
           (`Fock`, `Qubit`); `C = hilbert.local_size` is the number of one-hot classes.
         - `alpha`: hidden-unit density relative to the `C * N` one-hot inputs.
-        - the other arguments are those of [`nqzoo.models.RBM`][], passed to the inner RBM.
+        - `key`: a JAX PRNG key.
+        - `**rbm_kwargs`: the other keyword arguments of [`nqzoo.models.RBM`][]
+          (`use_hidden_bias`, `use_visible_bias`, `activation`, `param_dtype`, `kernel_init`,
+          `hidden_bias_init`, `visible_bias_init`, with the same defaults), passed to the
+          inner RBM.
         """
-        _check_hilbert(hilbert)
+        hilbert = check_hilbert(
+            hilbert,
+            AbstractDiscreteHilbert,
+            "RBMMultiVal needs a discrete nqzoo Hilbert space (an "
+            "nqzoo.hilbert.AbstractDiscreteHilbert: Fock, Qubit)",
+        )
         n_classes = hilbert.local_size
         if tuple(hilbert.local_states) != tuple(range(n_classes)):
             raise ValueError(
@@ -311,18 +301,7 @@ class RBMMultiVal(eqx.Module):
                 f"{list(hilbert.local_states)}."
             )
         self.hilbert = hilbert
-        self.rbm = RBM(
-            Qubit(n_classes * hilbert.size),
-            alpha,
-            use_hidden_bias,
-            use_visible_bias,
-            activation,
-            param_dtype,
-            kernel_init,
-            hidden_bias_init,
-            visible_bias_init,
-            key=key,
-        )
+        self.rbm = RBM(Qubit(n_classes * hilbert.size), alpha, key=key, **rbm_kwargs)
 
     def __check_init__(self):
         check_fields(self)
@@ -342,7 +321,9 @@ class RBMMultiVal(eqx.Module):
         """Hidden-unit density of the inner RBM."""
         return self.rbm.alpha
 
-    def __call__(self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]) -> Inexact[Array, "*batch"]:
+    def __call__(
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
+    ) -> Inexact[Array, "*batch"]:
         """**Arguments:**
 
         - `x`: configurations, `(*batch, N)`, values in `0, …, C-1`.
@@ -353,5 +334,6 @@ class RBMMultiVal(eqx.Module):
         x = jnp.asarray(x)
         if not jnp.issubdtype(x.dtype, jnp.integer):
             x = x.astype(jnp.int32)
-        one_hot = jax.nn.one_hot(x, self.n_classes, dtype=self.rbm.kernel.real.dtype)
+        real = jnp.finfo(self.rbm.kernel.dtype).dtype
+        one_hot = jax.nn.one_hot(x, self.n_classes, dtype=real)
         return self.rbm(one_hot.reshape(*x.shape[:-1], self.n_classes * self.hilbert.size))
