@@ -1,0 +1,81 @@
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Inexact, Num
+
+from .._misc import chunked_map, positive_int
+from ..hilbert import AbstractHilbert
+from ._base import AbstractOperator
+
+
+def local_energy(
+    log_psi: Callable,
+    operator: AbstractOperator,
+    x: Num[ArrayLike, "*batch {operator.hilbert.size}"],
+    chunk_size: int | None = None,
+) -> Inexact[Array, "*batch"]:
+    r"""The local energies of a wavefunction,
+
+    $$E_\mathrm{loc}(x) = \sum_y H_{xy} \frac{\psi(y)}{\psi(x)}
+        = \sum_k H_{x x'_k}\, e^{\log\psi(x'_k) - \log\psi(x)},$$
+
+    over the connected elements $x'_k$ of `operator`. Terms with a zero matrix element
+    (padding) are dropped with `where`, so a padding row at which $\log\psi = -\infty$ (a
+    configuration outside a model's support) gives neither NaN nor a NaN gradient.
+
+    The samples are processed `chunk_size` at a time ([`nqzoo.chunked_map`][]-style, with
+    `jax.lax.map`), so memory is bounded by `chunk_size * n_conn` evaluations of `log_psi`;
+    every chunk size gives the same numbers. Jittable (`eqx.filter_jit(local_energy)`, the
+    operator and `chunk_size` static).
+
+    **Arguments:**
+
+    - `log_psi`: a callable `(*batch, N) -> (*batch,)` giving $\log\psi$, real or complex (an
+      nqzoo model, or a closure). If it has a `hilbert` attribute (nqzoo models do), it must
+      equal `operator.hilbert`.
+    - `operator`: the Hamiltonian, an [`AbstractOperator`][nqzoo.operators.AbstractOperator].
+    - `x`: the samples, `(*batch, N)`.
+    - `chunk_size`: samples per chunk, or `None` for all at once.
+
+    **Returns:** `(*batch,)` local energies, in the dtype that the matrix elements and
+    $\log\psi$ promote to (complex for a complex wavefunction).
+
+    **Raises:** `ValueError` naming `operator` if its Hilbert space differs from the model's,
+    or naming `chunk_size` if it is not a positive integer.
+    """
+    if not isinstance(operator, AbstractOperator):
+        raise TypeError(
+            f"operator must be an nqzoo operator (nqzoo.operators.AbstractOperator), got "
+            f"operator={operator!r}."
+        )
+    model_hilbert = getattr(log_psi, "hilbert", None)
+    if isinstance(model_hilbert, AbstractHilbert) and model_hilbert != operator.hilbert:
+        raise ValueError(
+            f"operator acts on {operator.hilbert!r} but log_psi (the model) is defined on "
+            f"{model_hilbert!r}; build the operator on the model's Hilbert space."
+        )
+    if chunk_size is not None:
+        chunk_size = positive_int(chunk_size, "chunk_size")
+    return _local_energy(log_psi, operator, jnp.asarray(x), chunk_size)
+
+
+@eqx.filter_jit
+def _local_energy(log_psi, operator, x, chunk_size):
+    # Jitted here too, so that eager calls (outside a user's jit) compile once and hit the
+    # cache afterwards; inside a user's `eqx.filter_jit` this is inlined.
+    def kernel(xs):
+        x_conn, mels = operator.connected(xs)  # (m, n_conn, N), (m, n_conn)
+        lp = log_psi(xs)[..., None]
+        lp_conn = log_psi(x_conn)
+        keep = mels != 0
+        # Padding rows get log psi(x) instead, so that neither exp nor its gradient sees an
+        # infinite or NaN value there.
+        ratio = jnp.exp(jnp.where(keep, lp_conn, lp) - lp)
+        dtype = np.promote_types(mels.dtype, ratio.dtype)
+        terms = jnp.where(keep, mels.astype(dtype) * ratio.astype(dtype), 0)
+        return terms.sum(axis=-1)
+
+    flat = x.reshape(-1, x.shape[-1])
+    return chunked_map(kernel, flat, chunk_size).reshape(x.shape[:-1])
