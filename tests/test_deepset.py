@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 import nqzoo as nqz
 from nqzoo.models import DeepSetMLP, DeepSetRelDistance
 
-from .helpers import max_rel_err, randomize, tree_allclose
+from .helpers import max_rel_err, netket_promotion, randomize, tree_allclose
 
 
 nk = pytest.importorskip("netket")
@@ -44,7 +44,8 @@ def _netket_pair(box, cusp, key, param_dtype=jnp.float64, **kwargs):
         **{**LAYERS, **kwargs},
     )
     k1, k2 = jax.random.split(key)
-    variables = nk_model.init(k1, jnp.zeros((1, box.size)))
+    with netket_promotion():
+        variables = nk_model.init(k1, jnp.zeros((1, box.size)))
     variables = randomize(variables, k2)
     # A positive cusp parameter b, as in physical use (b < 0 makes psi blow up at contact).
     params = dict(variables["params"])
@@ -66,7 +67,8 @@ def test_parity_with_netket(d, L, cusp, dtype, getkey):
     nk_model, variables, model = _netket_pair(box, cusp, getkey(), dtype)
     assert model.cusp.dtype == dtype and model.hilbert == box
     x = box.random_state(getkey(), (7,))
-    expected = jax.jit(nk_model.apply)(variables, x)
+    with netket_promotion():
+        expected = jax.jit(nk_model.apply)(variables, x)
     # Chunked evaluation, 7 = 3 + 3 + 1 padded (test_batch_shapes_and_vmap checks that the
     # unchunked path agrees).
     chunked = _replace(model, chunk_size=3)
@@ -79,7 +81,8 @@ def test_parity_with_netket(d, L, cusp, dtype, getkey):
         return
 
     # Gradients with respect to every parameter, through the chunked path.
-    nk_grad = jax.jit(jax.grad(lambda v: nk_model.apply(v, x).sum()))(variables)
+    with netket_promotion():
+        nk_grad = jax.jit(jax.grad(lambda v: nk_model.apply(v, x).sum()))(variables)
     grad = _grad_sum(chunked, x)
     _, grad_as_nk = interop.to_netket(grad)
     nk_leaves = jax.tree.leaves(nk_grad)
@@ -91,7 +94,9 @@ def test_parity_with_netket(d, L, cusp, dtype, getkey):
         # Position Hessians (the kinetic energy in continuous-space VMC): forward over reverse.
         hess = eqx.filter_jit(lambda m, x: jax.vmap(jax.hessian(m))(x))(model, x[:2])
         nk_hess = jax.jit(jax.vmap(jax.hessian(lambda y: nk_model.apply(variables, y[None])[0])))
-        assert max_rel_err(hess, nk_hess(x[:2])) < 1e-12
+        with netket_promotion():
+            expected_hess = nk_hess(x[:2])
+        assert max_rel_err(hess, expected_hess) < 1e-12
 
 
 def test_param_tree_matches_netket(getkey):
@@ -131,14 +136,17 @@ def test_deepset_mlp_parity_and_round_trip(features_phi, features_rho, use_bias,
         features_phi=features_phi, features_rho=features_rho, use_bias=use_bias
     )
     x = jax.random.normal(getkey(), (2, 3, 6, 2))
-    variables = randomize(nk_model.init(getkey(), x), getkey())
+    with netket_promotion():
+        variables = randomize(nk_model.init(getkey(), x), getkey())
     model = interop.from_netket(nk_model, variables)
     out = model(x)
     assert out.shape == (2, 3)
-    assert max_rel_err(out, nk_model.apply(variables, x)) < 1e-12
     module, back = interop.to_netket(model)
+    with netket_promotion():
+        expected, back_out = nk_model.apply(variables, x), module.apply(back, x)
+    assert max_rel_err(out, expected) < 1e-12
     assert tree_allclose(back, variables, rtol=0)
-    assert max_rel_err(module.apply(back, x), out) < 1e-12
+    assert max_rel_err(back_out, out) < 1e-12
 
 
 def test_deepset_mlp_features_conventions(getkey):
@@ -271,14 +279,69 @@ def test_bad_hyperparameters(getkey):
         DeepSetRelDistance(box, 2, 2, (6, 7), (5, 4, 1), key=getkey())
     with pytest.raises(ValueError, match="last entry of features_rho must be 1"):
         DeepSetRelDistance(box, 2, 3, (6, 7), (5, 4, 2), key=getkey())
-    with pytest.raises(ValueError, match="cusp_exponent"):
-        DeepSetRelDistance(box, **LAYERS, cusp_exponent=-1, key=getkey())
-    with pytest.raises(ValueError, match="chunk_size"):
+    for exponent in (-1, 0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=r"cusp_exponent must be a finite positive number"):
+            DeepSetRelDistance(box, **LAYERS, cusp_exponent=exponent, key=getkey())
+    with pytest.raises(ValueError, match=r"chunk_size must be a positive integer, 'auto' or None"):
         DeepSetRelDistance(box, **LAYERS, chunk_size=0, key=getkey())
-    with pytest.raises(TypeError, match="Particles"):
+    with pytest.raises(TypeError, match=r"needs an nqzoo.hilbert.Particles box.*hilbert=Spin"):
         DeepSetRelDistance(nqz.hilbert.Spin(0.5, 6), **LAYERS, key=getkey())
-    with pytest.raises(ValueError, match="features_phi"):
+    with pytest.raises(ValueError, match=r"features_phi must be a positive integer .*\(3, 0\)"):
         DeepSetMLP(2, features_phi=(3, 0), key=getkey())
+    with pytest.raises(ValueError, match=r"layers_rho must be an integer >= 1, got layers_rho=0"):
+        DeepSetRelDistance(box, 2, 0, (6, 7), (), key=getkey())
+    for make in (
+        lambda dtype: DeepSetRelDistance(box, **LAYERS, param_dtype=dtype, key=getkey()),
+        lambda dtype: DeepSetMLP(2, 3, param_dtype=dtype, key=getkey()),
+    ):
+        with pytest.raises(ValueError, match=r"param_dtype must be a floating.*param_dtype=int32"):
+            make(jnp.int32)
+
+
+def test_netket_space_points_to_the_converter(getkey):
+    cell = nk.experimental.geometry.Cell(d=2, L=(5.0, 5.0), pbc=True)
+    nk_box = nk.experimental.hilbert.Particle(N=3, geometry=cell)
+    match = r"NetKet space.*nqzoo\.interop\.netket\.hilbert_from_netket"
+    with pytest.raises(TypeError, match=match):
+        DeepSetRelDistance(nk_box, **LAYERS, key=getkey())
+    box = interop.hilbert_from_netket(nk_box)
+    assert DeepSetRelDistance(box, **LAYERS, key=getkey()).hilbert == box
+
+
+def test_numpy_integer_hyperparameters(getkey):
+    box = nqz.hilbert.Particles(3, (5.0, 5.0))
+    ints = dict(layers_phi=np.int64(2), layers_rho=np.int32(3), features_phi=np.int64(6),
+                features_rho=(np.int64(5), 4, 1), chunk_size=np.int64(4))
+    model = DeepSetRelDistance(box, **ints, key=jax.random.key(0))
+    plain = DeepSetRelDistance(box, 2, 3, 6, (5, 4, 1), chunk_size=4, key=jax.random.key(0))
+    assert bool(eqx.tree_equal(model, plain)) and type(model.chunk_size) is int
+    assert model.features_phi == (6, 6) and model.layers_phi == 2
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.complex64])
+def test_single_precision_with_x64_on(dtype, getkey):
+    """float32/complex64 parameters give float32/complex64 outputs and gradients with x64 on,
+    from float64 positions (cast to the parameters' real dtype), chunked or not."""
+    box = nqz.hilbert.Particles(4, (3.0, 4.5))
+    model = DeepSetRelDistance(box, **LAYERS, cusp_exponent=5, param_dtype=dtype, chunk_size=2,
+                               key=getkey())
+    assert {leaf.dtype for leaf in jax.tree.leaves(model)} == {jnp.dtype(dtype)}
+    x = box.random_state(getkey(), (5,))
+    assert x.dtype == jnp.float64
+    out = _call(model, x)
+    assert out.dtype == dtype and _call(_replace(model, chunk_size=None), x).dtype == dtype
+    grads = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.real(m(x)).sum()))(model)
+    assert {leaf.dtype for leaf in jax.tree.leaves(grads)} == {jnp.dtype(dtype)}
+    assert jax.vmap(jax.grad(lambda y: jnp.real(model(y))))(x).dtype == jnp.float64
+    wide = jnp.complex128 if jnp.issubdtype(dtype, jnp.complexfloating) else jnp.float64
+    model64 = jax.tree.map(lambda a: a.astype(wide), model)
+    np.testing.assert_allclose(out, _call(model64, x), rtol=1e-4)
+
+    ds = DeepSetMLP(2, (4, 5), (3,), param_dtype=dtype, key=getkey())
+    sets = jax.random.normal(getkey(), (3, 6, 2), jnp.float64)
+    assert _call(ds, sets).dtype == dtype
+    grads = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.real(m(sets)).sum()))(ds)
+    assert {leaf.dtype for leaf in jax.tree.leaves(grads)} == {jnp.dtype(dtype)}
 
 
 def test_bad_input_shape(getkey):
@@ -292,7 +355,7 @@ def test_bad_input_shape(getkey):
 
 
 def test_vectorised_sine_matches_libm():
-    from nqzoo.models._deepset import _sin
+    from nqzoo.models._deepset_rel import _sin
 
     rng = np.random.default_rng(0)
     k = rng.integers(-1000, 1000, 2000)
@@ -327,5 +390,7 @@ def test_no_phi_no_bias_round_trip(getkey):
     assert model.deepset.phi == () and model.deepset.rho[0].bias is None
     module, variables = interop.to_netket(model)
     x = box.random_state(getkey(), (3,))
-    assert max_rel_err(_call(model, x), jax.jit(module.apply)(variables, x)) < 1e-12
+    with netket_promotion():
+        expected = jax.jit(module.apply)(variables, x)
+    assert max_rel_err(_call(model, x), expected) < 1e-12
     assert tree_allclose(interop.from_netket(module, variables), model, rtol=0)

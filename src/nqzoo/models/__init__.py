@@ -11,7 +11,8 @@ from ._autoreg import (
     AbstractFastARNN as AbstractFastARNN,
     normalize_log_conditionals as normalize_log_conditionals,
 )
-from ._deepset import DeepSetMLP as DeepSetMLP, DeepSetRelDistance as DeepSetRelDistance
+from ._deepset_mlp import DeepSetMLP as DeepSetMLP
+from ._deepset_rel import DeepSetRelDistance as DeepSetRelDistance
 from ._fast_arnn import (
     AbstractFastARNNSequential as AbstractFastARNNSequential,
     FastARNNConv1D as FastARNNConv1D,

@@ -39,27 +39,20 @@ def _alphas(hidden_dims_alpha: float | int | Sequence[float | int]) -> tuple:
 
 
 def _resolve_activations(hidden_activations: object, n_layers: int) -> tuple:
-    if hidden_activations is None:
-        return (None,) * n_layers
-    if callable(hidden_activations):
+    """One activation (or None) per hidden layer, from one for all or a sequence of them."""
+    if hidden_activations is None or callable(hidden_activations):
         return (hidden_activations,) * n_layers
-    if isinstance(hidden_activations, str) or not isinstance(hidden_activations, Sequence):
+    acts = tuple(hidden_activations) if isinstance(hidden_activations, Sequence) else ()
+    if isinstance(hidden_activations, str) or not all(a is None or callable(a) for a in acts):
         raise TypeError(
             "hidden_activations must be a callable, a tuple with one callable (or None) per "
             f"hidden layer, or None; got hidden_activations={hidden_activations!r}."
         )
-    acts = tuple(hidden_activations)
     if len(acts) != n_layers:
         raise ValueError(
             f"hidden_activations has {len(acts)} entries but there are {n_layers} hidden "
             f"layers; give one activation (or None) per hidden layer, or a single callable."
         )
-    for act in acts:
-        if act is not None and not callable(act):
-            raise TypeError(
-                "hidden_activations entries must be callables or None, got "
-                f"hidden_activations={hidden_activations!r}."
-            )
     return acts
 
 
