@@ -113,7 +113,10 @@ class MLP(eqx.Module):
         - `key`: a JAX PRNG key.
         """
         hilbert = check_hilbert(
-            hilbert, AbstractHilbert, "MLP needs an nqzoo Hilbert space (nqzoo.hilbert.*)"
+            hilbert,
+            AbstractHilbert,
+            "MLP needs an nqzoo Hilbert space (an nqzoo.hilbert.AbstractHilbert: Spin, Qubit, "
+            "Fock, Particles)",
         )
         n_in = hilbert.size
         dims = _resolve_hidden_dims(hidden_dims, hidden_dims_alpha, n_in)
