@@ -82,6 +82,8 @@ def test_builders_and_hashing():
     assert lattice.Hypercube(3, 3).extent == (3, 3, 3)
     assert lattice.Grid((4, 3), pbc=[True, False]).pbc == (True, False)
     assert lattice.Chain(6) != lattice.Chain(6, pbc=False)
+    assert lattice.Hypercube(np.int64(3), np.int32(2)) == lattice.Grid([3, np.int64(3)])
+    assert type(lattice.Hypercube(np.int64(3), 2).extent[0]) is int
     assert hash(lattice.Square(4)) == hash(lattice.Grid((4, 4), True))
     assert len({lattice.Chain(4), lattice.Hypercube(4), lattice.Chain(5)}) == 2
     lat = lattice.Square(4)

@@ -190,6 +190,10 @@ def test_n_conn_and_fields():
     assert jax.tree.leaves(op) == []
     assert op == operators.Heisenberg(SPIN6, lattice.Chain(6), J2=0.5)
     assert hash(op) == hash(operators.Heisenberg(SPIN6, lattice.Chain(6), J2=0.5))
+    # couplings may be ints or numpy scalars; they are stored as floats
+    ising = operators.Ising(SPIN6, chain, h=1, J=np.float32(0.5))
+    assert ising == operators.Ising(SPIN6, chain, h=1.0, J=0.5) and type(ising.J) is float
+    assert operators.BoseHubbard(fock, chain, U=np.int64(2)).U == 2.0
 
 
 def test_sign_rule_is_the_marshall_rotation():

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import itertools
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -112,7 +113,11 @@ class Grid:
     extent: tuple[int, ...]
     pbc: tuple[bool, ...]
 
-    def __init__(self, extent: int | Sequence[int], pbc: bool | Sequence[bool] = True):
+    def __init__(
+        self,
+        extent: numbers.Integral | Sequence[numbers.Integral],
+        pbc: bool | np.bool_ | Sequence[bool | np.bool_] = True,
+    ):
         """**Arguments:**
 
         - `extent`: the number of sites along each axis (an int means a chain).
@@ -155,7 +160,7 @@ class Grid:
         """
         return _coordinates(self.extent)
 
-    def site_index(self, coordinates: Sequence[int] | np.ndarray) -> int:
+    def site_index(self, coordinates: Sequence[numbers.Integral] | np.ndarray) -> int:
         """The site at the given coordinates (wrapped along periodic axes).
 
         **Arguments:**
@@ -182,7 +187,7 @@ class Grid:
             wrapped.append(c)
         return int(np.ravel_multi_index(tuple(wrapped), self.extent))
 
-    def edges(self, order: int = 1) -> Int[np.ndarray, "n_edges 2"]:
+    def edges(self, order: numbers.Integral = 1) -> Int[np.ndarray, "n_edges 2"]:
         """The edges between `order`-th nearest neighbours.
 
         Order 1 joins nearest neighbours, order 2 next-nearest neighbours (the diagonals of a
@@ -253,7 +258,7 @@ class Grid:
         return f"Grid(extent={self.extent}, pbc={self.pbc})"
 
 
-def Chain(length: int, pbc: bool = True) -> Grid:
+def Chain(length: numbers.Integral, pbc: bool | np.bool_ = True) -> Grid:
     """A chain of `length` sites (a ring when periodic), as NetKet's `nk.graph.Chain`.
 
     **Arguments:**
@@ -266,7 +271,9 @@ def Chain(length: int, pbc: bool = True) -> Grid:
     return Grid((positive_int(length, "length"),), pbc)
 
 
-def Square(length: int, pbc: bool | Sequence[bool] = True) -> Grid:
+def Square(
+    length: numbers.Integral, pbc: bool | np.bool_ | Sequence[bool | np.bool_] = True
+) -> Grid:
     """A `length x length` square lattice, as NetKet's `nk.graph.Square`; for a rectangle use
     `Grid((rows, cols), pbc)`.
 
@@ -280,7 +287,11 @@ def Square(length: int, pbc: bool | Sequence[bool] = True) -> Grid:
     return Hypercube(length, 2, pbc)
 
 
-def Hypercube(length: int, n_dim: int = 1, pbc: bool | Sequence[bool] = True) -> Grid:
+def Hypercube(
+    length: numbers.Integral,
+    n_dim: numbers.Integral = 1,
+    pbc: bool | np.bool_ | Sequence[bool | np.bool_] = True,
+) -> Grid:
     """A hypercube with `length` sites along each of its `n_dim` axes, as NetKet's
     `nk.graph.Hypercube`.
 

@@ -19,7 +19,7 @@ MAX_DENSE_STATES = 2**14
 
 
 class AbstractOperator(eqx.Module):
-    """A Hermitian operator on a discrete Hilbert space, given by its connected elements.
+    r"""A Hermitian operator on a discrete Hilbert space, given by its connected elements.
 
     For a configuration $x$, [`connected`][nqzoo.operators.AbstractOperator.connected] lists
     a fixed number `n_conn` of configurations $x'_k$ with the matrix elements
@@ -27,9 +27,11 @@ class AbstractOperator(eqx.Module):
     with rows equal to $x$ with element 0 where $x$ has fewer. The number is static, so the
     method is jittable and its output has a fixed shape.
 
-    Subclasses are Equinox modules whose Hilbert space, lattice and couplings are static
-    fields: an operator has no array leaves, so it passes through `eqx.filter_jit` as a
-    static argument (a change of coupling recompiles).
+    The operators of this package keep their Hilbert space, lattice and couplings in static
+    fields: they have no array leaves, so they pass through `eqx.filter_jit` as static
+    arguments (a new coupling recompiles). A new operator subclasses this class with
+    `hilbert` and `dtype` fields, an `n_conn` property and a `_connected(x)` method returning
+    what `connected` documents; `connected` (checked and jitted) and `to_dense` come from here.
     """
 
     hilbert: eqx.AbstractVar[AbstractDiscreteHilbert]
@@ -68,10 +70,10 @@ class AbstractOperator(eqx.Module):
         called eagerly, and its output is checked by `connected`)."""
 
     def to_dense(self) -> Inexact[np.ndarray, "n_states n_states"]:
-        """The dense matrix in the basis of `hilbert.all_states()` (small spaces only).
+        r"""The dense matrix in the basis of `hilbert.all_states()` (small spaces only).
 
         **Returns:** a numpy array `(n_states, n_states)` in the operator's `dtype`, with
-        `H[a, b]` $= \\langle a | H | b \\rangle$ for the `a`-th and `b`-th state of
+        `H[a, b]` $= \langle a | H | b \rangle$ for the `a`-th and `b`-th state of
         `all_states()` (NetKet's order, so it compares with NetKet's `to_dense()`).
 
         **Raises:** `ValueError` for a space with more than
@@ -140,8 +142,8 @@ def check_lattice(hilbert: object, lattice: object) -> None:
 
 
 def check_two_level(hilbert: object, operator: str, *, allow_constrained: bool) -> None:
-    """Refuse anything but a discrete space of two local states (Spin-1/2, Qubit), as NetKet
-    does; local index 0 is the $\\sigma^z = +1$ state."""
+    r"""Refuse anything but a discrete space of two local states (Spin-1/2, Qubit), as NetKet
+    does; local index 0 is the $\sigma^z = +1$ state."""
     if not isinstance(hilbert, AbstractDiscreteHilbert) or hilbert.local_size != 2:
         raise ValueError(
             f"{operator} acts on spins 1/2: hilbert must be a discrete space with two local "

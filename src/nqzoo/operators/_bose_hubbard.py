@@ -1,3 +1,5 @@
+import numbers
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -38,10 +40,10 @@ class BoseHubbard(AbstractOperator):
         self,
         hilbert: AbstractDiscreteHilbert,
         lattice: Grid,
-        U: float,
-        V: float = 0.0,
-        J: float = 1.0,
-        mu: float = 0.0,
+        U: numbers.Real,
+        V: numbers.Real = 0.0,
+        J: numbers.Real = 1.0,
+        mu: numbers.Real = 0.0,
         dtype: object = None,
     ):
         """**Arguments:**

@@ -1,3 +1,5 @@
+import numbers
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -50,8 +52,8 @@ class Heisenberg(AbstractOperator):
         self,
         hilbert: AbstractDiscreteHilbert,
         lattice: Grid,
-        J: float = 1.0,
-        J2: float | None = None,
+        J: numbers.Real = 1.0,
+        J2: numbers.Real | None = None,
         sign_rule: bool | None = None,
         dtype: object = None,
     ):

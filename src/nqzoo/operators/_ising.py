@@ -1,3 +1,5 @@
+import numbers
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -41,14 +43,14 @@ class Ising(AbstractOperator):
         self,
         hilbert: AbstractDiscreteHilbert,
         lattice: Grid,
-        h: float,
-        J: float = 1.0,
+        h: numbers.Real,
+        J: numbers.Real = 1.0,
         dtype: object = None,
     ):
-        """**Arguments:**
+        r"""**Arguments:**
 
         - `hilbert`: a space of two-level sites (`Spin(0.5, N)` or `Qubit(N)`), as NetKet.
-        - `lattice`: the lattice whose nearest-neighbour edges carry the $\\sigma^z\\sigma^z$
+        - `lattice`: the lattice whose nearest-neighbour edges carry the $\sigma^z\sigma^z$
           terms; it must have `hilbert.size` sites.
         - `h`: the transverse field, a finite real number (any sign).
         - `J`: the Ising coupling, a finite real number (any sign).

@@ -1,3 +1,4 @@
+import numbers
 from collections.abc import Callable
 
 import equinox as eqx
@@ -14,7 +15,7 @@ def local_energy(
     log_psi: Callable,
     operator: AbstractOperator,
     x: Num[ArrayLike, "*batch {operator.hilbert.size}"],
-    chunk_size: int | None = None,
+    chunk_size: numbers.Integral | None = None,
 ) -> Inexact[Array, "*batch"]:
     r"""The local energies of a wavefunction,
 
@@ -25,10 +26,11 @@ def local_energy(
     (padding) are dropped with `where`, so a padding row at which $\log\psi = -\infty$ (a
     configuration outside a model's support) gives neither NaN nor a NaN gradient.
 
-    The samples are processed `chunk_size` at a time ([`nqzoo.chunked_map`][]-style, with
-    `jax.lax.map`), so memory is bounded by `chunk_size * n_conn` evaluations of `log_psi`;
-    every chunk size gives the same numbers. Jittable (`eqx.filter_jit(local_energy)`, the
-    operator and `chunk_size` static).
+    The samples are processed `chunk_size` at a time (with `jax.lax.map`), so memory is
+    bounded by `chunk_size * n_conn` evaluations of `log_psi`; every chunk size gives the same
+    numbers (up to the rounding of matrix products, which XLA blocks by batch size). Jitted
+    (eager calls compile once per model, operator and shape) and usable inside
+    `eqx.filter_jit`, with the operator and `chunk_size` static.
 
     **Arguments:**
 
