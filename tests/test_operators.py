@@ -2,7 +2,6 @@
 NetKet's local energies, padding, dtypes, bad input."""
 
 import collections
-import contextlib
 import warnings
 
 import equinox as eqx
@@ -17,14 +16,7 @@ import nqzoo.lattice as lattice
 import nqzoo.models as models
 import nqzoo.operators as operators
 
-from .helpers import max_rel_err
-
-
-@contextlib.contextmanager
-def _netket():
-    """NetKet itself relies on the implicit promotions that tests/conftest.py turns off."""
-    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
-        yield
+from .helpers import max_rel_err, netket_promotion
 
 
 def _nk_graph(lat, order=1):
@@ -129,7 +121,7 @@ def test_matrix_elements_match_netket(op):
     padding = np.asarray(mels[:, 1:] == 0)  # padding rows are x itself
     rows_x = np.broadcast_to(np.asarray(states)[:, None], x_conn[:, 1:].shape)
     np.testing.assert_array_equal(np.asarray(x_conn[:, 1:])[padding], rows_x[padding])
-    with _netket():
+    with netket_promotion():
         nk_conn, nk_mels = _nk_operator(op).get_conn_padded(np.asarray(states))
     ours, theirs = _row_sets(hi, x_conn, mels), _row_sets(hi, nk_conn, nk_mels)
     assert [a.keys() for a in ours] == [b.keys() for b in theirs]
@@ -152,7 +144,7 @@ DENSE_CASES = [OPERATORS[2], OPERATORS[9], OPERATORS[16]]
 
 @pytest.mark.parametrize("op", DENSE_CASES, ids=[IDS[2], IDS[9], IDS[16]])
 def test_to_dense_equals_netket_to_dense(op):
-    with _netket():
+    with netket_promotion():
         nk_op = _nk_operator(op)
         if not isinstance(op, operators.Heisenberg):
             nk_op = nk_op.to_numba_operator()
@@ -339,7 +331,7 @@ def test_local_energy_matches_netket():
     op = operators.Heisenberg(SPIN8, lattice.Grid((2, 4)), J2=0.5)
     model = _rbm(op.hilbert, jnp.complex128, seed=4)
     samples = _random_states(op.hilbert, (64,), seed=5)
-    with _netket():
+    with netket_promotion():
         nk_op = _nk_operator(op).to_jax_operator()
         kernel = jax.jit(lambda s: local_value_kernel_jax(lambda _, x: model(x), None, s, nk_op))
         expected = kernel(samples)
@@ -397,6 +389,6 @@ def test_local_energy_refuses_another_hilbert_space():
     with pytest.raises(ValueError, match="chunk_size"):
         operators.local_energy(_rbm(SPIN6, jnp.float64, seed=8), op, x, chunk_size=0)
     with pytest.raises(TypeError, match="operator"):
-        with _netket():
+        with netket_promotion():
             nk_op = _nk_operator(op)
         operators.local_energy(model, nk_op, x)
