@@ -29,7 +29,13 @@ from . import _typecheck as _typecheck
 # imported later, such as `nqzoo.interop.netket`, are checked too.
 _jaxtyping.install_import_hook("nqzoo", "nqzoo._typecheck.typechecker")
 
-from . import hilbert as hilbert, models as models, nn as nn  # noqa: E402
+from . import (  # noqa: E402
+    hilbert as hilbert,
+    lattice as lattice,
+    models as models,
+    nn as nn,
+    operators as operators,
+)
 from .sampling import sample as sample  # noqa: E402
 
 
