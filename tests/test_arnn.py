@@ -307,3 +307,11 @@ def test_single_precision_stays_single(cls, kwargs, dtype, getkey):
     samples, log_prob = nqz.sample(fast, 7, key=getkey(), state=state, return_log_prob=True)
     assert log_prob.dtype == real
     np.testing.assert_allclose(log_prob, 2 * fast(samples).real, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [nqz.models.ARNNConv1D, nqz.models.FastARNNConv1D])
+def test_netket_space_names_its_converter(cls, getkey):
+    import netket as nk
+
+    with pytest.raises(TypeError, match="hilbert_from_netket"):
+        cls(nk.hilbert.Spin(0.5, 4), 2, 3, 3, key=getkey())

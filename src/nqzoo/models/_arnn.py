@@ -10,7 +10,7 @@ from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
 from .._custom_types import Activation, Initializer
 from .._misc import positive_int, positive_int_pair
 from .._typecheck import check_fields
-from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
+from ..hilbert import AbstractDiscreteHilbert
 from ..nn import initializers, MaskedConv1D, MaskedConv2D, MaskedDense1D, reim_selu
 from ._autoreg import (
     AbstractARNN,
@@ -208,7 +208,7 @@ class ARNNDense(AbstractARNNSequential):
 
     def __init__(
         self,
-        hilbert: AbstractHilbert,
+        hilbert: object,
         layers: int,
         features: int | tuple[int, ...],
         activation: Activation = reim_selu,
@@ -268,7 +268,7 @@ class ARNNConv1D(AbstractARNNSequential):
 
     def __init__(
         self,
-        hilbert: AbstractHilbert,
+        hilbert: object,
         layers: int,
         features: int | tuple[int, ...],
         kernel_size: int,
@@ -337,7 +337,7 @@ class ARNNConv2D(AbstractARNNSequential):
 
     def __init__(
         self,
-        hilbert: AbstractHilbert,
+        hilbert: object,
         layers: int,
         features: int | tuple[int, ...],
         kernel_size: tuple[int, int],

@@ -21,12 +21,12 @@ def check_autoregressive_hilbert(hilbert: object) -> AbstractDiscreteHilbert:
     (e.g. `Spin(0.5, N, total_sz=0)`), whose product-of-conditionals would put weight outside
     the space.
     """
-    kind = "a continuous space" if isinstance(hilbert, AbstractHilbert) else "not a space"
+    continuous = " (a continuous space was given)" if isinstance(hilbert, AbstractHilbert) else ""
     check_hilbert(
         hilbert,
         AbstractDiscreteHilbert,
         "Autoregressive networks need a discrete nqzoo Hilbert space (Spin, Qubit, Fock) whose "
-        f"sites all take the same local values ({kind} given)",
+        f"sites all take the same local values{continuous}",
     )
     if hilbert.constrained:
         raise ValueError(
