@@ -138,13 +138,22 @@ def typechecker(fn):
     return _LazyBeartype(fn)
 
 
-def decorate_all() -> int:
-    """Apply beartype now to every function still waiting for its first call, so that an
-    annotation beartype cannot handle fails here rather than at that call. For tests.
+def decorate_all(package: str = "nqzoo") -> int:
+    """Apply beartype now to every function of `package` still waiting for its first call, so
+    that an annotation beartype cannot handle fails here rather than at that call. For tests.
+
+    **Arguments:**
+
+    - `package`: only functions whose module is this package or inside it are decorated
+      (functions that tests check with `typechecker` directly are left alone).
 
     **Returns:** the number of functions decorated.
     """
-    pending = [lazy for lazy in list(_LAZY) if lazy.checked is None]
+    pending = [
+        lazy
+        for lazy in list(_LAZY)
+        if lazy.checked is None and f"{lazy.fn.__module__}.".startswith(f"{package}.")
+    ]
     for lazy in pending:
         lazy.decorate()
     return len(pending)
