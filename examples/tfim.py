@@ -13,9 +13,9 @@ This module holds what the script `ground_state.py`, the tests and the benchmark
   $E_\mathrm{loc}(x) = \sum_y H_{xy}\,\psi(y)/\psi(x)$ in JAX;
 - [`exact_energy_chain`][] (Jordan-Wigner closed form) and [`exact_energy_lanczos`][]
   (exact diagonalisation with a Lanczos iteration written in JAX);
-- [`energy_and_grad`][] and [`make_train_step`][]: the VMC estimator of the energy and
-  of its gradient for a normalised autoregressive model sampled exactly with
-  `nqz.sample`, and an `eqx.filter_jit` training step with an optax optimiser.
+- [`make_train_step`][]: an `eqx.filter_jit` training step with an optax optimiser, from
+  exact samples (`nqz.sample`) and the estimators `nqz.vmc.energy_and_grad` and
+  `nqz.vmc.natural_gradient`.
 """
 
 import dataclasses
@@ -109,10 +109,9 @@ class TFIM:
     def local_energy(self, log_psi, x: jax.Array, chunk_size: int | None = None) -> jax.Array:
         r"""$E_\mathrm{loc}(x) = -J\sum x_i x_j - h \sum_i \psi(x^{(i)})/\psi(x)$.
 
-        $x^{(i)}$ is $x$ with spin $i$ flipped. The $N$ flipped configurations of every
-        sample are built at once as a `(B, N, N)` array and evaluated in one batched
-        call of `log_psi` (which must accept any leading batch shape, as nqzoo models
-        do).
+        $x^{(i)}$ is $x$ with spin $i$ flipped: `nqz.operators.local_energy` with the
+        equivalent `nqz.operators.Ising` ([`TFIM.operator`][]), which evaluates every
+        sample and its connected configurations in one batched call of `log_psi`.
 
         **Arguments:**
 
@@ -120,27 +119,18 @@ class TFIM:
           `(*batch,)`.
         - `x`: configurations `(B, N)` with values ±1.
         - `chunk_size`: if given, process this many samples at a time (`jax.lax.map`;
-          the last chunk is padded), bounding the `(chunk, N, N)` flipped batch. Small
-          chunks are also faster on CPU: the network's intermediates stay in cache.
+          the last chunk is padded), bounding the `(chunk, N + 1, N)` connected batch.
+          Small chunks are also faster on CPU: the network's intermediates stay in cache.
 
         **Returns:** local energies `(B,)` (complex if `log_psi` is complex).
         """
-        x = jnp.asarray(x)
-        n_samples, n = x.shape
-        # row 0 keeps x, row i + 1 flips spin i: one batched call for x and its N flips
-        flip = jnp.asarray(1 - 2 * np.eye(n + 1, n, k=-1), dtype=x.dtype)
+        return nqz.operators.local_energy(log_psi, self.operator(), x, chunk_size)
 
-        def chunk(xc):
-            lp = log_psi(xc[:, None, :] * flip[None])  # (b, N + 1)
-            off_diagonal = self.h * jnp.sum(jnp.exp(lp[:, 1:] - lp[:, :1]), axis=-1)
-            return self.diagonal(xc).astype(off_diagonal.dtype) - off_diagonal
-
-        if chunk_size is None or chunk_size >= n_samples:
-            return chunk(x)
-        n_chunks = -(-n_samples // chunk_size)
-        padded = jnp.concatenate([x, x[: n_chunks * chunk_size - n_samples]])
-        out = jax.lax.map(chunk, padded.reshape(n_chunks, chunk_size, n))
-        return out.reshape(-1)[:n_samples]
+    def operator(self) -> nqz.operators.Ising:
+        """The same Hamiltonian as an `nqz.operators.Ising` (NetKet's sign convention:
+        `-h sum X + J' sum ZZ` with `J' = -J`)."""
+        lattice = nqz.lattice.Grid(self.lattice, pbc=True)
+        return nqz.operators.Ising(self.hilbert(), lattice, h=self.h, J=-self.J)
 
     def matvec(self, psi: jax.Array, diag: jax.Array | None = None) -> jax.Array:
         """`H @ psi` on the full `2^N` basis (NetKet's order: site 0 is the most
@@ -249,132 +239,6 @@ def exact_energy(model: TFIM) -> float | None:
 # ------------------------------------------------------------------------------------
 
 
-def _conj_if_complex(tree):
-    return jax.tree.map(lambda g: jnp.conj(g) if jnp.iscomplexobj(g) else g, tree)
-
-
-def _pad_chunks(chunk_size, n, *arrays):
-    """Pad the leading axis of `arrays` (length `n`) to whole chunks, repeating rows;
-    returns the arrays reshaped to `(n_chunks, chunk_size, ...)`."""
-    n_chunks = -(-n // chunk_size)
-    extra = n_chunks * chunk_size - n
-    out = []
-    for a in arrays:
-        a = jnp.concatenate([a, a[:extra]]) if extra else a
-        out.append(a.reshape(n_chunks, chunk_size, *a.shape[1:]))
-    return out
-
-
-def energy_and_grad(model, x, e_loc, weights=None, chunk_size: int | None = None):
-    r"""The energy and its gradient for a normalised model from samples and local
-    energies.
-
-    For a normalised autoregressive state sampled exactly from $|\psi|^2$,
-    $E = \mathbb{E}[E_\mathrm{loc}]$ and
-
-    $$\partial_\theta E = 2\,\mathrm{Re}\;\mathbb{E}\big[(E_\mathrm{loc} - E)^*\,
-      \partial_\theta \log\psi\big]$$
-
-    for every real parameter $\theta$. It is the gradient of the surrogate
-    $2\,\mathrm{Re}\,\mathbb{E}[\,\mathrm{sg}(E_\mathrm{loc} - E)^*\log\psi_\theta]$,
-    which is what is differentiated here. For a complex parameter $\theta = a + ib$ the
-    descent direction is $\partial_a E + i\,\partial_b E$; `jax.grad` returns its
-    complex conjugate, so complex leaves are conjugated before they are handed to the
-    optimiser.
-
-    **Arguments:**
-
-    - `model`: the model (its inexact array leaves are differentiated).
-    - `x`: samples `(B, N)`.
-    - `e_loc`: local energies `(B,)`.
-    - `weights`: optional probabilities `(B,)` summing to one, replacing the sample mean
-      (with `x` = every configuration and `weights` = $|\psi|^2$ this is the exact
-      gradient).
-
-    **Returns:** `(energy, grads)`, `grads` a pytree like `model` (zeros for
-    non-arrays).
-    """
-    e_loc = jax.lax.stop_gradient(e_loc)
-    n = e_loc.shape[0]
-    if weights is None:
-        weights = jnp.full(e_loc.shape, 1.0 / n)
-    weights = weights.astype(e_loc.dtype)
-    energy = jnp.sum(weights * e_loc)
-    coeff = 2.0 * weights * jnp.conj(e_loc - energy)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    def grad_chunk(xc, cc):
-        def surrogate(p):
-            log_psi = eqx.combine(p, static)(xc)
-            dtype = jnp.promote_types(cc.dtype, log_psi.dtype)
-            return jnp.sum(cc.astype(dtype) * log_psi.astype(dtype)).real
-
-        return jax.grad(surrogate)(params)
-
-    if chunk_size is None or chunk_size >= n:
-        grads = grad_chunk(x, coeff)
-    else:
-        # Padded rows get a zero coefficient, so they do not contribute.
-        valid = jnp.arange(-(-n // chunk_size) * chunk_size) < n
-        xs, cs = _pad_chunks(chunk_size, n, x, coeff)
-        cs = jnp.where(valid.reshape(cs.shape), cs, 0)
-
-        def body(acc, chunk):
-            return jax.tree.map(jnp.add, acc, grad_chunk(*chunk)), None
-
-        grads, _ = jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), (xs, cs))
-    return energy, _conj_if_complex(grads)
-
-
-def natural_gradient(model, x, e_loc, diag_shift: float, chunk_size: int | None = None):
-    r"""Stochastic reconfiguration: the gradient preconditioned by the quantum geometric
-    tensor.
-
-    With $O_k(x) = \partial_{\theta_k}\log\psi(x)$ and $\Delta O = O - \mathbb{E}[O]$
-    over the $B$ samples, solves $(S + \epsilon\,\mathbb{1})\,\delta = F$ for
-    $S_{kl} = \mathrm{Re}\,\mathbb{E}[\Delta O_k^* \Delta O_l]$ and
-    $F_k = \mathrm{Re}\,\mathbb{E}[\Delta O_k^*(E_\mathrm{loc} - E)]$ (half the energy
-    gradient), $\epsilon$ = `diag_shift`. Writing $S = A^T A / B$ and $F = A^T b / B$
-    with the real matrix $A = [\mathrm{Re}\,\Delta O;\ \mathrm{Im}\,\Delta O]$ (only
-    the real part when $\log\psi$ is real), the solve runs in the smaller space:
-    $\delta = (A^TA/B + \epsilon)^{-1}A^Tb/B = A^T(AA^T/B + \epsilon)^{-1}b/B$ (the
-    second form is minSR's). The per-sample Jacobian is a `vmap` of `grad`.
-    Real parameters only (complex ones would need their real and imaginary parts split).
-    `chunk_size` computes the Jacobian in chunks of this many samples.
-
-    **Returns:** `(energy, delta)`, `delta` a pytree like `model`'s parameters.
-    """
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-    if jnp.iscomplexobj(flat):
-        raise ValueError("natural_gradient supports real parameters only.")
-
-    def log_psi(f, xi):
-        return eqx.combine(unravel(f), static)(xi)
-
-    n = x.shape[0]
-    e_loc = jax.lax.stop_gradient(e_loc)
-    energy = e_loc.mean()
-    centred = e_loc - energy
-
-    def jacobian(part):
-        jac = jax.vmap(jax.grad(lambda f, xi: part(log_psi(f, xi))), (None, 0))(flat, x)
-        return jac - jac.mean(axis=0, keepdims=True)
-
-    if jnp.iscomplexobj(jax.eval_shape(log_psi, flat, x[0])):
-        a = jnp.concatenate([jacobian(jnp.real), jacobian(jnp.imag)])
-        b = jnp.concatenate([centred.real, centred.imag])
-    else:
-        a, b = jacobian(lambda v: v), centred.real
-    if a.shape[0] < a.shape[1]:
-        t = a @ a.T / n + diag_shift * jnp.eye(a.shape[0], dtype=a.dtype)
-        delta = a.T @ jax.scipy.linalg.solve(t, b / n, assume_a="pos")
-    else:
-        s = a.T @ a / n + diag_shift * jnp.eye(a.shape[1], dtype=a.dtype)
-        delta = jax.scipy.linalg.solve(s, a.T @ b / n, assume_a="pos")
-    return energy, unravel(delta)
-
-
 def make_train_step(
     hamiltonian: TFIM,
     optimiser,
@@ -396,7 +260,7 @@ def make_train_step(
       samples (32 for N = 20, 4 for N = 40): the network's intermediates, which grow
       like N^2 per sample with a kernel covering the chain, then stay in cache.
     - `sr_diag_shift`: if given, the optimiser receives the natural gradient of
-      [`natural_gradient`][] (stochastic reconfiguration) with this diagonal shift
+      `nqz.vmc.natural_gradient` (stochastic reconfiguration) with this diagonal shift
       instead of the plain energy gradient.
     - `sample_chunk_size`: the `chunk_size` of `nqz.sample` (bounds its memory).
     - `grad_chunk_size`: samples per chunk of the gradient (or SR Jacobian).
@@ -414,9 +278,9 @@ def make_train_step(
         x = nqz.sample(model, n_samples, key=key, state=state, chunk_size=sample_chunk_size)
         e_loc = hamiltonian.local_energy(model, x, chunk_size=chunk_size)
         if sr_diag_shift is None:
-            energy, grads = energy_and_grad(model, x, e_loc, chunk_size=grad_chunk_size)
+            energy, grads = nqz.vmc.energy_and_grad(model, x, e_loc, chunk_size=grad_chunk_size)
         else:
-            energy, grads = natural_gradient(
+            energy, grads = nqz.vmc.natural_gradient(
                 model, x, e_loc, sr_diag_shift, chunk_size=grad_chunk_size
             )
         params = eqx.filter(model, eqx.is_inexact_array)

@@ -175,7 +175,7 @@ def test_gradient_estimator_is_the_exact_gradient(dtype, getkey):
     def estimator(m, chunk_size):
         weights = jnp.exp(2 * m(x).real)
         e_loc = hamiltonian.local_energy(m, x)
-        return tfim.energy_and_grad(m, x, e_loc, weights=weights, chunk_size=chunk_size)
+        return nqz.vmc.energy_and_grad(m, x, e_loc, weights=weights, chunk_size=chunk_size)
 
     energy, grads = estimator(model, None)
     _, grads_chunked = estimator(model, 7)  # 32 states: the last chunk is padded
@@ -198,7 +198,7 @@ def test_natural_gradient_solves_the_sr_equations(n_samples, getkey):
     )
     x = hi.random_state(getkey(), n_samples)
     e_loc = jax.random.normal(getkey(), (n_samples,))
-    natural_gradient = eqx.filter_jit(tfim.natural_gradient)
+    natural_gradient = eqx.filter_jit(nqz.vmc.natural_gradient)
     energy, delta = natural_gradient(model, x, e_loc, diag_shift)
     _, delta_chunked = natural_gradient(model, x, e_loc, diag_shift, chunk_size=5)
 

@@ -35,6 +35,7 @@ from . import (  # noqa: E402
     models as models,
     nn as nn,
     operators as operators,
+    vmc as vmc,
 )
 from .sampling import sample as sample  # noqa: E402
 
