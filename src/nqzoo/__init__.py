@@ -17,6 +17,7 @@ import importlib.metadata
 # `__pycache__` and be compiled from source (this doubled the import time).
 import equinox as _equinox  # noqa: F401
 import jax as _jax  # noqa: F401
+import jax.flatten_util as _jax_flatten_util  # noqa: F401 (nqzoo.vmc)
 import jax.numpy as _jnp  # noqa: F401
 import jaxtyping as _jaxtyping
 import numpy as _np  # noqa: F401
