@@ -294,3 +294,18 @@ def test_conv1d_bad_hyperparameters(kwargs, match, getkey):
 def test_conv2d_bad_hyperparameters(kwargs, match, getkey):
     with pytest.raises((ValueError, TypeError), match=match):
         nqz.nn.MaskedConv2D(1, 2, key=getkey(), **kwargs)
+
+
+def test_complex_input_to_a_real_layer_stays_complex(getkey):
+    """A real layer keeps an imaginary input part (computing in the complex dtype of its
+    precision) instead of dropping it. (Under JAX's standard promotion: the complex-times-real
+    kernel product is still an implicit promotion.)"""
+    layer = nqz.nn.MaskedConv1D(1, 2, kernel_size=3, key=getkey())
+    x = jax.lax.complex(jnp.arange(5.0)[:, None], jnp.ones((5, 1)))
+    with jax.numpy_dtype_promotion("standard"):
+        y = layer(x)
+    assert y.dtype == jnp.complex128
+    # linear up to the bias: y(a + ib) = y(a) + i (y(b) - y(0))
+    bias_free = np.asarray(layer(x.imag)) - np.asarray(layer(jnp.zeros((5, 1))))
+    expected = np.asarray(layer(x.real)) + 1j * bias_free
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)

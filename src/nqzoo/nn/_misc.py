@@ -39,7 +39,8 @@ def to_param_dtype(x: ArrayLike, param: Array) -> Array:
     x = jnp.asarray(x)
     dtype = param.dtype
     if jnp.iscomplexobj(x) and not jnp.issubdtype(dtype, jnp.complexfloating):
-        dtype = (1j * jnp.zeros((), dtype)).dtype
+        zero = jnp.zeros((), dtype)
+        dtype = lax.complex(zero, zero).dtype  # explicit: `1j * zero` is refused when strict
     return x.astype(dtype)
 
 
