@@ -90,6 +90,11 @@ class AbstractARNNSequential(AbstractARNN):
         """Lay the sites of one configuration out as the layers expect (a chain: identity)."""
         return h
 
+    @property
+    def param_dtype(self) -> jnp.dtype:
+        """The parameters' dtype, in which the local values enter the first layer."""
+        return self.layers[0].kernel.dtype
+
     def conditionals_log_psi(
         self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
@@ -105,8 +110,7 @@ class AbstractARNNSequential(AbstractARNN):
         x = jnp.asarray(x)
         n, local_size = self.hilbert.size, self.hilbert.local_size
         batch = x.shape[:-1]
-        # the local values enter the first layer in the parameter dtype
-        flat = x.reshape(-1, n).astype(self.layers[0].kernel.dtype)
+        flat = x.reshape(-1, n).astype(self.param_dtype)
 
         def one(config):
             # Between layers the activations are kept as (N, F): XLA's CPU loops vectorise

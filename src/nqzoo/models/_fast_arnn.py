@@ -72,7 +72,7 @@ class AbstractFastARNNSequential(AbstractFastARNN):
         x = jnp.asarray(x)
         index = as_index(index)
         prev = lax.dynamic_slice(x, (lax.max(index - 1, jnp.int32(0)),), (1,))
-        h = prev.astype(self.arnn.layers[0].kernel.dtype)
+        h = prev.astype(self.arnn.param_dtype)
         for i, layer in enumerate(self.layers):
             if i > 0:
                 h = self.arnn.activation(h)
