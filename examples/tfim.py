@@ -99,13 +99,6 @@ class TFIM:
     def hilbert(self) -> nqz.hilbert.Spin:
         return nqz.hilbert.Spin(s=0.5, N=self.n_sites)
 
-    def diagonal(self, x: jax.Array) -> jax.Array:
-        r"""$-J \sum_{\langle ij \rangle} x_i x_j$ for configurations `x` of shape
-        `(*batch, N)`."""
-        bonds = np.asarray(self.bonds)
-        xf = jnp.asarray(x, dtype=jnp.result_type(float))
-        return -self.J * jnp.sum(xf[..., bonds[:, 0]] * xf[..., bonds[:, 1]], axis=-1)
-
     def local_energy(self, log_psi, x: jax.Array, chunk_size: int | None = None) -> jax.Array:
         r"""$E_\mathrm{loc}(x) = -J\sum x_i x_j - h \sum_i \psi(x^{(i)})/\psi(x)$.
 
