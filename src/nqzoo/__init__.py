@@ -31,8 +31,10 @@ from . import _typecheck as _typecheck
 _jaxtyping.install_import_hook("nqzoo", "nqzoo._typecheck.typechecker")
 
 from . import (  # noqa: E402
+    exact as exact,
     hilbert as hilbert,
     lattice as lattice,
+    mcmc as mcmc,
     models as models,
     nn as nn,
     operators as operators,

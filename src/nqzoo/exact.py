@@ -1,0 +1,1 @@
+"""Exact references: ground-state energies by Lanczos and closed forms."""

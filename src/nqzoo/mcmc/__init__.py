@@ -1,0 +1,1 @@
+"""Markov-chain Monte Carlo: Metropolis-Hastings samplers for any model, and statistics."""
