@@ -11,6 +11,11 @@ Conversions copy parameters exactly (bit for bit), so `model(x)` equals
 `nk_module.apply(nk_variables, x)` up to floating-point summation order. They are strict:
 variables that do not match the module (a missing or extra parameter, a wrong shape or dtype)
 are refused with an error naming the parameter. Requires the optional `netket` extra.
+
+NetKet's discrete operators become nqzoo operators with `operator_from_netket` (through their
+JAX form), and NetKet's `MCState` and drivers sample autoregressive models through
+`nqz.sample` with `NqzooARSampler`. Importing this module also makes NetKet's
+`ARDirectSampler` refuse an nqzoo model with a message naming `NqzooARSampler`.
 """
 
 from typing import Any
@@ -28,6 +33,10 @@ from ._hilbert import (
     hilbert_to_netket as hilbert_to_netket,
 )
 from ._mlp import mlp_from_netket, mlp_to_netket
+from ._operator import (
+    NetKetOperator as NetKetOperator,
+    operator_from_netket as operator_from_netket,
+)
 from ._rbm import (
     modphase_to_netket,
     multival_from_netket,
@@ -35,9 +44,23 @@ from ._rbm import (
     rbm_from_netket,
     rbm_to_netket,
 )
+from ._rnn import rnn_from_netket, rnn_to_netket
+from ._sampler import (
+    NqzooARSampler as NqzooARSampler,
+    NqzooARSamplerState as NqzooARSamplerState,
+)
 
 
-__all__ = ["from_netket", "to_netket", "hilbert_from_netket", "hilbert_to_netket"]
+__all__ = [
+    "from_netket",
+    "to_netket",
+    "hilbert_from_netket",
+    "hilbert_to_netket",
+    "operator_from_netket",
+    "NetKetOperator",
+    "NqzooARSampler",
+    "NqzooARSamplerState",
+]
 
 #: NetKet class name (in `netket.models`) -> (nqzoo class, from NetKet, to NetKet), where
 #: `from_fn(nqzoo_cls, module, params, hilbert)` builds the nqzoo model (`hilbert` is an nqzoo
@@ -55,6 +78,14 @@ _CONVERTERS = {
     "FastARNNDense": (nqm.FastARNNDense, arnn_from_netket, arnn_to_netket),
     "FastARNNConv1D": (nqm.FastARNNConv1D, arnn_from_netket, arnn_to_netket),
     "FastARNNConv2D": (nqm.FastARNNConv2D, arnn_from_netket, arnn_to_netket),
+    # recurrent networks: NetKet's live in netket.experimental.models (SimpleRNNNet and
+    # FastSimpleRNNNet, of plain cells, in nqzoo.interop._rnn); rnn_to_netket finds the class
+    "LSTMNet": (nqm.LSTMNet, rnn_from_netket, rnn_to_netket),
+    "GRUNet1D": (nqm.GRUNet1D, rnn_from_netket, rnn_to_netket),
+    "SimpleRNNNet": (nqm.RNN, rnn_from_netket, rnn_to_netket),
+    "FastLSTMNet": (nqm.FastLSTMNet, rnn_from_netket, rnn_to_netket),
+    "FastGRUNet1D": (nqm.FastGRUNet1D, rnn_from_netket, rnn_to_netket),
+    "FastSimpleRNNNet": (nqm.FastRNN, rnn_from_netket, rnn_to_netket),
 }
 
 
@@ -111,7 +142,7 @@ def to_netket(model: Any) -> tuple[Any, dict]:
 
     for name, (cls, _, convert) in _CONVERTERS.items():
         if type(model) is cls:
-            module, params = convert(getattr(nk.models, name), model)
+            module, params = convert(getattr(nk.models, name, None), model)
             return module, {"params": params}
     known = sorted(cls.__name__ for cls, _, _ in _CONVERTERS.values())
     raise TypeError(f"to_netket does not know {type(model).__name__}; supported: {known}.")
