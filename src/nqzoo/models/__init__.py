@@ -21,3 +21,13 @@ from ._fast_arnn import (
 )
 from ._mlp import MLP as MLP
 from ._rbm import RBM as RBM, RBMModPhase as RBMModPhase, RBMMultiVal as RBMMultiVal
+from ._rnn import (
+    AbstractFastRNN as AbstractFastRNN,
+    AbstractRNN as AbstractRNN,
+    FastGRUNet1D as FastGRUNet1D,
+    FastLSTMNet as FastLSTMNet,
+    FastRNN as FastRNN,
+    GRUNet1D as GRUNet1D,
+    LSTMNet as LSTMNet,
+    RNN as RNN,
+)
