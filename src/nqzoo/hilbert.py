@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int, Num, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Num, PRNGKeyArray
 
 from ._misc import int_at_least, positive_int, positive_number
 
@@ -59,6 +59,59 @@ class AbstractDiscreteHilbert(AbstractHilbert):
     def constrained(self) -> bool:
         """Whether only a subset of the product space is allowed (e.g. fixed total Sz)."""
         return False
+
+    @property
+    def index_sum_constraint(self) -> int | None:
+        r"""The constraint as a fixed sum of local indices, or `None`.
+
+        `Spin(s, N, total_sz=M)` and `Fock(n_max, N, n_particles=K)` allow exactly the
+        configurations with $\sum_i \mathrm{idx}(x_i) = T$, $\mathrm{idx}$ the position of a
+        value in `local_states`: $T = sN - M$ for spins (index 0 is $m = s$) and $T = K$ for
+        Fock spaces. This is the form in which autoregressive models enforce a constraint
+        site by site (see
+        [`allowed_local_indices`][nqzoo.hilbert.AbstractDiscreteHilbert.allowed_local_indices]).
+        `None` for unconstrained spaces and for any other kind of constraint.
+        """
+        return None
+
+    def allowed_local_indices(
+        self, site: Int[ArrayLike, "*#batch"], index_sum: Int[ArrayLike, "*#batch"]
+    ) -> Bool[Array, "*batch {self.local_size}"]:
+        r"""Which local values site `site` may take so that the constraint stays reachable.
+
+        With $T$ the
+        [`index_sum_constraint`][nqzoo.hilbert.AbstractDiscreteHilbert.index_sum_constraint],
+        $S$ = `index_sum` the sum of the local indices of sites `0 .. site-1` and
+        $r = N - 1 - $ `site` sites left after this one, local index $k$ is allowed iff the
+        remainder can still be placed: $0 \le T - S - k \le r\,(\text{local\_size} - 1)$
+        (for spins: the remaining magnetisation is reachable with the remaining spins; for
+        bosons: the remaining particles fit in the remaining sites and are not negative).
+        Unconstrained spaces allow every value.
+
+        **Arguments:**
+
+        - `site`: the site index (broadcast against `index_sum`).
+        - `index_sum`: the sum of the local indices of the sites before `site`.
+
+        **Returns:** a boolean array `(*batch, local_size)`.
+
+        **Raises:** `ValueError` for a constrained space whose constraint is not a sum.
+        """
+        site, index_sum = jnp.broadcast_arrays(jnp.asarray(site), jnp.asarray(index_sum))
+        k = jnp.arange(self.local_size, dtype=jnp.int32).reshape(
+            (1,) * site.ndim + (self.local_size,)
+        )
+        if not self.constrained:
+            return jnp.broadcast_to(k >= 0, (*site.shape, self.local_size))
+        target = self.index_sum_constraint
+        if target is None:
+            raise ValueError(
+                f"hilbert={self!r} has a constraint that is not a fixed sum of local values, "
+                "so it cannot be enforced site by site."
+            )
+        remaining = (self.N - 1 - site.astype(jnp.int32)) * (self.local_size - 1)
+        left = (target - index_sum.astype(jnp.int32))[..., None] - k
+        return (left >= 0) & (left <= remaining[..., None])
 
     @property
     def size(self) -> int:
@@ -135,7 +188,8 @@ class AbstractDiscreteHilbert(AbstractHilbert):
     def random_state(
         self, key: PRNGKeyArray, shape: int | tuple[int, ...] = ()
     ) -> Num[Array, "..."]:
-        """Uniformly random configurations of shape `(*shape, N)`.
+        """Uniformly random configurations of shape `(*shape, N)`: uniform over the allowed
+        configurations of a constrained space (`total_sz`, `n_particles`).
 
         **Arguments:**
 
@@ -143,7 +197,46 @@ class AbstractDiscreteHilbert(AbstractHilbert):
         - `shape`: batch shape (an int or a tuple).
         """
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if self.constrained:
+            return self._random_index_sum_state(key, shape)
         idx = jax.random.randint(key, (*shape, self.N), 0, self.local_size)
+        return self.local_indices_to_states(idx)
+
+    def _random_index_sum_state(self, key: PRNGKeyArray, shape: tuple[int, ...]) -> Array:
+        """Configurations drawn uniformly from a sum-constrained space, site by site: site
+        `i` takes index `k` with probability proportional to the number of completions."""
+        target, n, local_size = self.index_sum_constraint, self.N, self.local_size
+        if target is None:
+            raise ValueError(
+                f"random_state is only implemented for unconstrained spaces and fixed sums of "
+                f"local values (total_sz, n_particles), got hilbert={self!r}."
+            )
+        # log_counts[r, m]: log of the number of r-site configurations whose indices sum to m
+        log_counts = np.full((n + 1, target + 1), -np.inf)
+        log_counts[0, 0] = 0.0
+        for r in range(1, n + 1):
+            shifted = np.full((local_size, target + 1), -np.inf)
+            for k in range(local_size):
+                shifted[k, k:] = log_counts[r - 1, : target + 1 - k]
+            log_counts[r] = np.logaddexp.reduce(shifted, axis=0)
+        table = jnp.asarray(log_counts, dtype=jnp.zeros((), dtype=float).dtype)
+        ks = jnp.arange(local_size, dtype=jnp.int32)
+
+        def one(key):
+            def site(carry, inputs):
+                index_sum = carry
+                i, subkey = inputs
+                left = target - index_sum - ks
+                logits = jnp.where(left >= 0, table[n - 1 - i, jnp.clip(left, 0)], -jnp.inf)
+                k = jax.random.categorical(subkey, logits).astype(jnp.int32)
+                return index_sum + k, k
+
+            sites = jnp.arange(n, dtype=jnp.int32)
+            _, idx = jax.lax.scan(site, jnp.int32(0), (sites, jax.random.split(key, n)))
+            return idx
+
+        keys = jax.random.split(key, math.prod(shape)) if shape else key[None]
+        idx = jax.vmap(one)(keys).reshape(*shape, n)
         return self.local_indices_to_states(idx)
 
 
@@ -153,7 +246,8 @@ class Spin(AbstractDiscreteHilbert):
 
     Local values are `2m` for `m = s, s-1, …, -s`: `[1, -1]` for s=1/2 and `[2, 0, -2]` for s=1,
     as in NetKet ≥ 3.16. With `total_sz` the space is restricted to configurations with
-    `Σ m_i = total_sz` (only `all_states()` and models that accept constrained spaces use it).
+    `Σ m_i = total_sz`: `all_states()` and `random_state` list and draw only those, and
+    autoregressive models sample only those (see the sampling guide).
 
     **Arguments:**
 
@@ -196,6 +290,12 @@ class Spin(AbstractDiscreteHilbert):
     def constrained(self) -> bool:
         return self.total_sz is not None
 
+    @property
+    def index_sum_constraint(self) -> int | None:
+        if self.total_sz is None:
+            return None
+        return round(self.s * self.N - self.total_sz)
+
     def _allowed(self, states: np.ndarray) -> np.ndarray:
         if self.total_sz is None:
             return super()._allowed(states)
@@ -204,12 +304,8 @@ class Spin(AbstractDiscreteHilbert):
     def random_state(
         self, key: PRNGKeyArray, shape: int | tuple[int, ...] = ()
     ) -> Num[Array, "..."]:
-        if self.total_sz is None:
+        if self.total_sz is None or self.s != 0.5:
             return super().random_state(key, shape)
-        if self.s != 0.5:
-            raise NotImplementedError(
-                "random_state with a total_sz constraint is only implemented for s=1/2."
-            )
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         n_up = (self.N + round(2 * self.total_sz)) // 2
         base = jnp.where(jnp.arange(self.N) < n_up, 1, -1).astype(self.dtype)
@@ -239,24 +335,63 @@ class Qubit(AbstractDiscreteHilbert):
 
 @dataclasses.dataclass(frozen=True)
 class Fock(AbstractDiscreteHilbert):
-    """`N` bosonic modes with occupations `[0, 1, …, n_max]`.
+    """`N` bosonic modes with occupations `[0, 1, …, n_max]`, optionally with a fixed total
+    number of particles `Σ n_i = n_particles` (NetKet's `Fock(n_max, N, n_particles)`).
 
     **Arguments:**
 
-    - `n_max`: largest occupation per site (at least 1).
+    - `n_max`: largest occupation per site (at least 1). `None` is allowed with
+      `n_particles` and means `n_max = n_particles`, as in NetKet.
     - `N`: number of sites.
+    - `n_particles`: optional constraint on the total number of particles, an integer
+      `0 <= n_particles <= n_max * N`.
     """
 
-    n_max: int | np.integer
+    n_max: int | np.integer | None
     N: int | np.integer = 1
+    n_particles: int | np.integer | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "n_max", int_at_least(self.n_max, "n_max", 1))
         object.__setattr__(self, "N", positive_int(self.N, "N"))
+        n_particles = self.n_particles
+        if n_particles is not None:
+            n_particles = int_at_least(n_particles, "n_particles", 0)
+            object.__setattr__(self, "n_particles", n_particles)
+        if self.n_max is None:
+            if n_particles is None:
+                raise ValueError(
+                    "Fock needs n_max (the largest occupation per site), got n_max=None "
+                    "without n_particles; unbounded occupations are not supported."
+                )
+            if n_particles < 1:
+                raise ValueError(
+                    "n_max=None means n_max = n_particles, which must then be >= 1, got "
+                    f"n_particles={n_particles}; pass n_max explicitly."
+                )
+            object.__setattr__(self, "n_max", n_particles)
+        object.__setattr__(self, "n_max", int_at_least(self.n_max, "n_max", 1))
+        if n_particles is not None and n_particles > self.n_max * self.N:
+            raise ValueError(
+                f"n_particles={n_particles} is not reachable with N={self.N} sites of at "
+                f"most n_max={self.n_max} particles each (at most {self.n_max * self.N})."
+            )
 
     @property
     def local_states(self) -> tuple[int, ...]:
         return tuple(range(self.n_max + 1))
+
+    @property
+    def constrained(self) -> bool:
+        return self.n_particles is not None
+
+    @property
+    def index_sum_constraint(self) -> int | None:
+        return self.n_particles
+
+    def _allowed(self, states: np.ndarray) -> np.ndarray:
+        if self.n_particles is None:
+            return super()._allowed(states)
+        return states.astype(np.int64).sum(-1) == self.n_particles
 
 
 @dataclasses.dataclass(frozen=True)

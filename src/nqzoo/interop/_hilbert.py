@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import numpy as np
+
 from .. import hilbert as nqh
 
 
@@ -26,9 +28,18 @@ def hilbert_from_netket(nk_hilbert: Any) -> nqh.AbstractHilbert:
     if isinstance(nk_hilbert, nk.hilbert.Qubit):
         return nqh.Qubit(nk_hilbert.size)
     if isinstance(nk_hilbert, nk.hilbert.Fock):
-        if nk_hilbert.constrained:
-            raise ValueError("Fock spaces with n_particles constraints have no nqzoo equivalent.")
-        return nqh.Fock(nk_hilbert.n_max, nk_hilbert.size)
+        n_particles = nk_hilbert.n_particles
+        if nk_hilbert.constrained and n_particles is None:
+            raise ValueError(
+                f"The NetKet space {nk_hilbert!r} has a constraint other than n_particles; "
+                "nqzoo's Fock spaces can only be constrained by n_particles."
+            )
+        if nk_hilbert.n_max >= np.iinfo(np.intp).max - 1:  # NetKet's FOCK_MAX: n_max=None
+            raise ValueError(
+                f"The NetKet space {nk_hilbert!r} has unbounded occupations; nqzoo's Fock "
+                "spaces need a finite n_max."
+            )
+        return nqh.Fock(nk_hilbert.n_max, nk_hilbert.size, n_particles=n_particles)
     if name in ("Particle", "ContinuousParticle"):
         geometry = nk_hilbert.geometry
         return nqh.Particles(nk_hilbert.n_particles, tuple(geometry.extent), tuple(geometry.pbc))
@@ -44,7 +55,7 @@ def hilbert_to_netket(hilbert: nqh.AbstractHilbert) -> Any:
     if isinstance(hilbert, nqh.Qubit):
         return nk.hilbert.Qubit(hilbert.N)
     if isinstance(hilbert, nqh.Fock):
-        return nk.hilbert.Fock(hilbert.n_max, hilbert.N)
+        return nk.hilbert.Fock(hilbert.n_max, hilbert.N, n_particles=hilbert.n_particles)
     if isinstance(hilbert, nqh.Particles):
         geometry = nk.experimental.geometry.Cell(d=hilbert.d, L=hilbert.L, pbc=hilbert.pbc)
         return nk.experimental.hilbert.Particle(N=hilbert.N, geometry=geometry)
