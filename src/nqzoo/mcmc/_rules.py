@@ -187,7 +187,7 @@ class ExchangeRule(AbstractRule):
     def __init__(
         self,
         *,
-        lattice: Grid | None = None,
+        lattice: object = None,
         d_max: numbers.Integral = 1,
         edges: Shaped[ArrayLike, "n_edges 2"] | Sequence[Sequence[int]] | None = None,
     ):
@@ -218,9 +218,15 @@ class ExchangeRule(AbstractRule):
             )
         if lattice is not None:
             if not isinstance(lattice, Grid):
+                hint = ""
+                if type(lattice).__module__.split(".")[0] == "netket":
+                    hint = (
+                        " This is a NetKet graph: build the same lattice with "
+                        "nqzoo.lattice.Grid(extent, pbc=...)."
+                    )
                 raise TypeError(
                     "lattice must be an nqzoo lattice (nqzoo.lattice.Grid, Chain, Square, "
-                    f"Hypercube), got lattice={lattice!r}."
+                    f"Hypercube), got lattice={lattice!r}.{hint}"
                 )
             d_max = positive_int(d_max, "d_max")
             pairs = _edges_within(lattice, d_max)

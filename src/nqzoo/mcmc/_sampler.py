@@ -1,7 +1,7 @@
 r"""The Metropolis-Hastings sampler: chain state, sweeps, acceptance counting."""
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -12,7 +12,6 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Shaped
 from .._misc import check_hilbert, int_at_least, positive_int, positive_number
 from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert, Particles
-from ..lattice import Grid
 from ._rules import AbstractRule, ExchangeRule, GaussianRule, LocalRule
 
 
@@ -452,9 +451,9 @@ def MetropolisLocal(
 def MetropolisExchange(
     hilbert: object,
     *,
-    lattice: Grid | None = None,
+    lattice: object = None,
     d_max: numbers.Integral = 1,
-    edges: Shaped[ArrayLike, "n_edges 2"] | None = None,
+    edges: Shaped[ArrayLike, "n_edges 2"] | Sequence[Sequence[int]] | None = None,
     n_chains: numbers.Integral = 16,
     sweep_size: numbers.Integral | None = None,
     machine_pow: numbers.Real = 2,
