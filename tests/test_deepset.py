@@ -227,15 +227,14 @@ def test_coincident_particles(getkey):
     x = _BOX.random_state(getkey(), (4,))
     x = x.at[1, 2:4].set(x[1, 0:2])  # configuration 1: particles 0 and 1 at the same point
     bad = np.array([False, True, False, False])
-    # Periodic images: sin(pi k) is not exactly 0 in floating point, so log psi is huge but
-    # finite there; the exact image (the same coordinates) is the coincidence above.
+    # A periodic image of a coincidence is a coincidence (test_periodic_images_coincide).
     image = x[0].at[2:4].set(x[0, 0:2] + jnp.asarray(_BOX.L) * jnp.asarray([1.0, -2.0]))
     xs = jnp.concatenate([x, image[None]])
 
     out = _call(model, xs)
     assert out[1] == -np.inf  # b > 0: psi = 0
     assert np.all(np.isfinite(out[:4][~bad]))
-    assert out[4] < -1e30
+    assert out[4] == -np.inf
     assert _call(_with_b(model, -0.7), xs)[1] == np.inf  # b < 0: the formula's limit
     no_cusp = _call(_replace(model, cusp_exponent=None), xs)
     zero_b = _call(_with_b(model, 0.0), xs)  # b = 0: no cusp term at all (NetKet gives NaN)
@@ -262,6 +261,50 @@ def test_coincident_particles(getkey):
     # Per-configuration position gradients (kinetic energy) stay finite everywhere.
     assert np.all(np.isfinite(gx))
     assert np.all(gx[1, 4:] != 0)  # the phi/rho part still depends on the other particles
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_periodic_images_coincide(dtype, getkey):
+    """x_j = x_i + k L (k up to 5 boxes, per axis) is exact coincidence: log psi = -inf with
+    the cusp (not the ~-1e79 of sin(pi k) ~ 1e-16), and the value of x_j = x_i without it."""
+    box = nqz.hilbert.Particles(3, (2.7, 1.3))  # lengths that are not powers of two
+    model = DeepSetRelDistance(box, **LAYERS, cusp_exponent=5, param_dtype=dtype, key=getkey())
+    model = eqx.tree_at(lambda m: m.cusp, model, jnp.ones(1, dtype))
+    no_cusp = _replace(model, cusp_exponent=None)
+    L = np.asarray(box.L, np.dtype(dtype))
+    shifts = np.asarray([[1, 0], [0, -1], [1, 1], [-2, 3], [4, -4], [5, -5]], np.dtype(dtype))
+    base = np.asarray(box.random_state(getkey(), (len(shifts),)), np.dtype(dtype))
+    same = base.copy()
+    same[:, 2:4] = base[:, 0:2]  # particle 1 on particle 0
+    images = same.copy()
+    images[:, 2:4] = base[:, 0:2] + shifts * L  # ... or on one of its periodic images
+    assert np.all(np.any(images[:, 2:4] != same[:, 2:4], axis=1))
+    out = np.asarray(_call(model, jnp.asarray(np.concatenate([same, images]))))
+    assert np.all(out == -np.inf)
+    expected = _call(no_cusp, jnp.asarray(same))
+    rtol = 1e-12 if dtype == jnp.float64 else 1e-5
+    assert max_rel_err(_call(no_cusp, jnp.asarray(images)), expected) < rtol
+    # Separated particles stay finite, also at exactly half a box (the farthest image).
+    apart = same.copy()
+    apart[:, 2:4] = base[:, 0:2] + L * np.asarray([0.5, 0.0], np.dtype(dtype))
+    assert np.all(np.isfinite(np.asarray(_call(model, jnp.asarray(apart)))))
+
+
+def test_nearest_image():
+    """delta - L round(delta / L) in [-L/2, L/2], equal to delta modulo L; only rounding-level
+    remainders of multiples of L are set to 0."""
+    from nqzoo.models._deepset_rel import _nearest_image
+
+    rng = np.random.default_rng(0)
+    L = np.asarray([[2.7, 0.3]])  # (1, d): the model's rank (no implicit rank promotion)
+    delta = np.concatenate([rng.uniform(-20, 20, (500, 2)), rng.uniform(-1e-9, 1e-9, (50, 2))])
+    out = np.asarray(_nearest_image(jnp.asarray(delta), jnp.asarray(L)))
+    assert np.all(np.abs(out) <= L / 2 * (1 + 1e-15))
+    turns = (delta - out) / L
+    np.testing.assert_allclose(turns, np.round(turns), atol=1e-13)
+    np.testing.assert_array_equal(out[500:], delta[500:])  # small separations are kept
+    multiples = np.asarray([[-3.0, 1.0], [2.0, -4.0]]) * L
+    assert np.all(np.asarray(_nearest_image(jnp.asarray(multiples), jnp.asarray(L))) == 0)
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -355,16 +398,17 @@ def test_bad_input_shape(getkey):
 
 
 def test_vectorised_sine_matches_libm():
+    """On the reduced arguments it gets (|t| <= pi/2, see _nearest_image), 2 ulp."""
     from nqzoo.models._deepset_rel import _sin
 
     rng = np.random.default_rng(0)
-    k = rng.integers(-1000, 1000, 2000)
+    half = np.pi / 2
     t = np.concatenate(
         [
             rng.uniform(-1e-6, 1e-6, 2000),
-            rng.uniform(-4 * np.pi, 4 * np.pi, 2000),
-            rng.uniform(-1e4, 1e4, 2000),
-            k * np.pi + rng.uniform(-1e-9, 1e-9, 2000),  # near the zeros
+            rng.uniform(-half, half, 4000),
+            half - rng.uniform(0, 1e-6, 100),
+            np.asarray([0.0, -0.0, half, -half, np.nextafter(half, 4.0), 5e-324]),
         ]
     )
     ours, libm = np.asarray(jax.jit(_sin)(jnp.asarray(t))), np.sin(t)

@@ -1,6 +1,7 @@
 """NetKet's DeepSetRelDistance: DeepSets over the periodic pair distances of particles."""
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -120,6 +121,15 @@ class DeepSetRelDistance(eqx.Module):
       ($b$ to the first power, the exponent on $r$ only). Its docstring also writes
       $\rho(\sum_i \phi(\cdot))$ over particles, while the pooling runs over pairs $i<j$.
 
+    **Periodic images.** The separations are first reduced to the nearest image,
+    $\Delta - L_k \operatorname{round}(\Delta / L_k) \in [-L_k/2, L_k/2]$ (in exact
+    arithmetic this only flips the sign of $d_{ij,k}$, so $y$ and $r$ are unchanged), and a
+    component within $8\varepsilon L_k$ of 0 ($\varepsilon$ the machine epsilon of the
+    computation) is taken as exactly 0: the rounding error of a position shifted by up to 5 box
+    lengths. A particle at $x_j = x_i + L$ therefore gives the same value as $x_j = x_i$,
+    instead of the $\sin(\pi) \approx 10^{-16}$ of a literal computation (NetKet's), whose
+    cusp term is a huge finite number ($\sim -10^{79}$).
+
     **Coincident particles.** When two particles coincide ($r_{ij} = 0$, including periodic
     images) and a cusp is used, the cusp term diverges. The model returns the limit
     $r_{ij}\to 0^+$ of the formula: $\log\psi = -\infty$ (so $\psi = 0$) for $b > 0$, the
@@ -165,7 +175,7 @@ class DeepSetRelDistance(eqx.Module):
         layers_rho: int | np.integer,
         features_phi: Widths,
         features_rho: Widths,
-        cusp_exponent: int | float | None = None,
+        cusp_exponent: numbers.Real | None = None,
         activation: Activation | None = gelu,
         param_dtype: jnp.dtype | type = jnp.float64,
         params_init: Initializer = initializers.ones,
@@ -290,7 +300,7 @@ class DeepSetRelDistance(eqx.Module):
         pos = x.reshape(x.shape[0], N, d)
         i, j = np.triu_indices(N, 1)
         delta = pos[:, i, :] - pos[:, j, :]  # (C, P, d), pair order of jnp.triu_indices
-        dist = L / 2.0 * _sin(jnp.pi * delta / L)
+        dist = L / 2.0 * _sin(jnp.pi * _nearest_image(delta, L) / L)
         y = (dist / L) ** 2
         log_psi = self.deepset(y)
         if self.cusp_exponent is not None:
@@ -310,28 +320,39 @@ class DeepSetRelDistance(eqx.Module):
         return jnp.where(jnp.any(coincident, axis=-1), singular, regular)
 
 
+#: Separations (per axis, after `_nearest_image`) up to this many machine epsilons times the
+#: box length count as zero. For `x` in `[0, L)` and `y = x + k L` computed in floating point,
+#: the reduced `x - y` is at most `(3 |k| + 1) / 2` eps L (the roundings of `x + k L`, of the
+#: difference and of `k L`): 8 covers images up to 5 boxes away.
+_IMAGE_TOLERANCE_EPS = 8
+
+
+def _nearest_image(delta: Array, L: Array) -> Array:
+    """`delta - L round(delta / L)`, the separation of the nearest periodic images, in
+    `[-L/2, L/2]`; components within `_IMAGE_TOLERANCE_EPS` epsilons of a multiple of `L`
+    become exactly 0 (so `sin(pi delta / L)` is 0 there, not the `~1e-16` of `sin(pi)`)."""
+    reduced = delta - L * jnp.round(delta * (1.0 / L))
+    tolerance = _IMAGE_TOLERANCE_EPS * jnp.finfo(delta.dtype).eps * L
+    return jnp.where(jnp.abs(reduced) <= tolerance, jnp.zeros((), delta.dtype), reduced)
+
+
 # sin for float64 as a polynomial XLA vectorises (jnp.sin is a scalar libm call on CPU, about
-# 8x slower and, with one sine per pair and component, a large part of the forward pass).
-# Cody-Waite reduction by pi in three parts (the first two with 27 significant bits, so n*P1
-# and n*P2 are exact for |n| < 2^26), then the odd Taylor series to degree 25 on [-pi/2, pi/2]
-# (truncation below 1e-22). Agrees with jnp.sin to 2 ulp, relative accuracy included at 0.
-_PI_PARTS = (3.141592651605606, 1.9841871479187034e-09, 1.1442377452219664e-17)
+# 8x slower and, with one sine per pair and component, a large part of the forward pass). The
+# argument is already reduced (`_nearest_image`: |t| <= pi/2 up to rounding), so the odd
+# Taylor series to degree 25 on [-pi/2, pi/2] (truncation below 1e-22) is the whole function.
+# Agrees with jnp.sin to 2 ulp, relative accuracy included at 0.
 _SIN_TAYLOR = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(1, 13))
 
 
 def _sin(t: Array) -> Array:
+    """`sin(t)` for `|t| <= pi/2` (a reduced argument)."""
     if t.dtype != jnp.float64:
         return jnp.sin(t)
-    n = jnp.round(t * (1.0 / math.pi))
-    p1, p2, p3 = _PI_PARTS
-    r = ((t - n * p1) - n * p2) - n * p3  # t - n pi, |r| <= pi/2
-    r2 = r * r
+    t2 = t * t
     poly = _SIN_TAYLOR[-1]
     for c in _SIN_TAYLOR[-2::-1]:
-        poly = poly * r2 + c
-    half = 0.5 * n
-    sign = jnp.where(half == jnp.floor(half), 1.0, -1.0)  # sin(t) = (-1)^n sin(r)
-    return sign * (r + r * (r2 * poly))
+        poly = poly * t2 + c
+    return t + t * (t2 * poly)
 
 
 def _diverging_limit(b: Array) -> Array:
