@@ -1,5 +1,6 @@
 """NetKet's discrete operators (in their JAX form) as nqzoo operators."""
 
+import contextlib
 from typing import Any
 
 import equinox as eqx
@@ -60,7 +61,11 @@ class NetKetOperator(AbstractOperator):
         form (`to_jax_operator`); `ValueError` for a Hilbert space nqzoo does not have, or a
         real `dtype` for a complex operator.
         """
-        jax_operator = _jax_form(operator)
+        with _netket_promotion():  # NetKet's own code relies on implicit promotion
+            jax_operator = _jax_form(operator)
+            # Reading max_conn_size also finishes NetKet's lazy set-up (LocalOperatorJax
+            # packs its arrays on first use), so the pytree is complete before it is stored.
+            max_conn_size = int(jax_operator.max_conn_size)
         self.operator = jax_operator
         self.hilbert = hilbert_from_netket(jax_operator.hilbert)
         native = np.dtype(jax.dtypes.canonicalize_dtype(jax_operator.dtype))
@@ -72,9 +77,7 @@ class NetKetOperator(AbstractOperator):
                 f"dtype={self.dtype.name} is real but the operator has complex matrix "
                 f"elements ({native.name}); give a complex dtype or none."
             )
-        # Reading max_conn_size also finishes NetKet's lazy set-up (LocalOperatorJax packs
-        # its arrays on first use), so the pytree is complete before it is stored.
-        self.max_conn_size = int(jax_operator.max_conn_size)
+        self.max_conn_size = max_conn_size
 
     @property
     def n_conn(self) -> int:
@@ -83,7 +86,7 @@ class NetKetOperator(AbstractOperator):
     def _connected(self, x: Array) -> tuple[Array, Array]:
         n = self.hilbert.size
         flat = x.reshape(-1, n)
-        with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        with _netket_promotion():
             x_nk, mels_nk = self.operator.get_conn_padded(flat)
         x_nk = jnp.asarray(x_nk).astype(x.dtype)  # exact: NetKet's values are local states
         mels_nk = jnp.asarray(mels_nk).astype(self.dtype)
@@ -96,6 +99,14 @@ class NetKetOperator(AbstractOperator):
         mels = jnp.concatenate([diag[:, None], off], axis=1)
         batch = x.shape[:-1]
         return x_conn.reshape(*batch, self.n_conn, n), mels.reshape(*batch, self.n_conn)
+
+
+@contextlib.contextmanager
+def _netket_promotion():
+    """JAX's standard promotion rules, under which NetKet's code is written (it mixes int8
+    configurations with float couplings): NetKet runs inside, nqzoo's code outside."""
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        yield
 
 
 def _jax_form(operator: Any) -> Any:

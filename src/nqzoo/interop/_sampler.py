@@ -114,9 +114,9 @@ class NqzooARSampler(nk.sampler.Sampler):
         - `dtype`: dtype of the samples NetKet sees (default: that of the space's local
           states, as `ARDirectSampler`).
 
-        **Raises:** `TypeError` for a `hilbert` that is not a Hilbert space or a `state` that
-        is not an `eqx.nn.State`; `ValueError` for a constrained or non-discrete space or a
-        `chunk_size` that is not a positive integer.
+        **Raises:** `TypeError` for a `hilbert` that is not a Hilbert space (and, from the
+        runtime type check, a `state` that is not an `eqx.nn.State`); `ValueError` for a
+        constrained or non-discrete space or a `chunk_size` that is not a positive integer.
         """
         if isinstance(hilbert, nqh.AbstractHilbert):
             hilbert = hilbert_to_netket(hilbert)
@@ -128,12 +128,6 @@ class NqzooARSampler(nk.sampler.Sampler):
             raise ValueError(
                 "NqzooARSampler samples autoregressive models, which need a discrete, "
                 f"unconstrained Hilbert space; got hilbert={hilbert!r}."
-            )
-        if state is not None and not isinstance(state, eqx.nn.State):
-            raise TypeError(
-                "state must be the eqx.nn.State of a fast nqzoo model (from "
-                "`model, state = eqx.nn.make_with_state(...)(...)`) or None, got "
-                f"state={type(state).__name__}."
             )
         super().__init__(hilbert, machine_pow=2, dtype=dtype)
         # As NetKet's ARDirectSampler: the distribution is |psi|^p with the model's p.
@@ -236,6 +230,18 @@ class _ARNNWrapper(_EquinoxWrapper):
     """NetKet's Equinox wrapper of an nqzoo autoregressive model, whose `init` (called by
     `ARDirectSampler` to build a Flax cache, which Equinox models do not have) raises an
     error naming the sampler that works."""
+
+    # Equal wrappers of equal models (same hyperparameters and parameter structure): NetKet
+    # jits its sampling and expectation functions with the model as a static argument, so
+    # a new MCState of the same model reuses them (NetKet's wrapper compares by identity).
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and (self.static_module, self.params_treedef) == (
+            other.static_module,
+            other.params_treedef,
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.static_module, self.params_treedef))
 
     def init(self, rng: Any, *args: Any, method: Any = None, **kwargs: Any) -> Any:
         name = type(self.static_module).__name__
