@@ -83,6 +83,22 @@ def as_index(index: ArrayLike) -> Array:
     return lax.convert_element_type(jnp.asarray(index), np.int32)
 
 
+def site_index(index: ArrayLike, n_sites: int | None, argname: str = "index") -> Array:
+    """`index` as an int32 scalar (as `as_index`), checked when it is concrete.
+
+    A concrete index (a Python or NumPy integer, or a JAX array outside a trace) must lie in
+    `0..n_sites-1` (`>= 0` when `n_sites` is None); a traced index cannot be checked here.
+
+    **Raises:** `ValueError` naming `argname` for a concrete index out of range.
+    """
+    if not isinstance(index, jax.core.Tracer):
+        value = int(index)
+        if value < 0 or (n_sites is not None and value >= n_sites):
+            allowed = ">= 0" if n_sites is None else f"in 0..{n_sites - 1} ({n_sites} sites)"
+            raise ValueError(f"{argname} must be a site index {allowed}, got {argname}={value}.")
+    return as_index(index)
+
+
 def chunked_map(
     fn: Callable[[Any], Any], xs: Any, chunk_size: int | None, *, checkpoint: bool = False
 ) -> Any:

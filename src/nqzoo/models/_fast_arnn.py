@@ -3,11 +3,12 @@
 import abc
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, ArrayLike, Inexact, Int, Num
 
-from .._misc import as_index
+from .._misc import site_index
 from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert
 from ..nn import FastMaskedConv1D, FastMaskedConv2D, FastMaskedDense1D
@@ -64,20 +65,34 @@ class AbstractFastARNNSequential(AbstractFastARNN):
         """One site through every layer's cache: only `x[index - 1]` is read (the earlier
         sites are in the caches).
 
+        The state passed in stays valid: the state from `eqx.nn.make_with_state` can start
+        any number of passes (and be given to [`nqzoo.sample`][] afterwards).
+
         **Arguments:** as [`conditional`][nqzoo.models.AbstractFastARNN.conditional].
 
-        **Returns:** `(log ψ_index(· | x_<index) (local_size,), new state)`.
+        **Returns:** `(log ψ_index(· | x_<index) (local_size,), new state)`; NaN for a traced
+        `index` outside `0..N-1`.
+
+        **Raises:** `ValueError` for a concrete `index` outside `0..N-1`, or a state that
+        holds no cache of the right shape and dtype for some layer (a state made for another
+        model: see
+        [`update_site`][nqzoo.nn._misc.AbstractFastLayer.update_site]).
         """
         check_fields(self)
         x = jnp.asarray(x)
-        index = as_index(index)
+        traced = isinstance(index, jax.core.Tracer)
+        index = site_index(index, self.hilbert.size)
         prev = lax.dynamic_slice(x, (lax.max(index - 1, jnp.int32(0)),), (1,))
         h = prev.astype(self.arnn.param_dtype)
         for i, layer in enumerate(self.layers):
             if i > 0:
                 h = self.arnn.activation(h)
             h, state = layer.update_site(h, index, state)
-        return normalize_log_conditionals(h, self.machine_pow), state
+        log_psi = normalize_log_conditionals(h, self.machine_pow)
+        if traced:  # out of range: NaN rather than the clamped site's conditional
+            in_range = (index >= 0) & (index < self.hilbert.size)
+            log_psi = jnp.where(in_range, log_psi, jnp.full((), jnp.nan, log_psi.dtype))
+        return log_psi, state
 
 
 class FastARNNDense(AbstractFastARNNSequential):

@@ -145,9 +145,16 @@ class FastMaskedConv1D(AbstractFastLayer):
         """
         self.layer = layer
         if cache is None:
-            width = layer.out_features if self.caches_outputs else layer.in_features
-            cache = eqx.nn.StateIndex(jnp.zeros((self.ring_size, width), layer.kernel.dtype))
+            cache = eqx.nn.StateIndex(self.empty_cache())
         self.cache = cache
+
+    @property
+    def cache_shape(self) -> tuple[int, int]:
+        """`(ring_size, F_out)` if the ring holds partial sums (`caches_outputs`), else
+        `(ring_size, F_in)`."""
+        layer = self.layer
+        width = layer.out_features if self.caches_outputs else layer.in_features
+        return self.ring_size, width
 
     @property
     def ring_size(self) -> int:

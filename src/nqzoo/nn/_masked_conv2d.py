@@ -207,12 +207,22 @@ class FastMaskedConv2D(AbstractFastLayer):
         self.layer = layer
         self.lattice_shape = positive_int_pair(lattice_shape, "lattice_shape")
         if cache is None:
-            _, left, right = layer.padding
-            width = self.lattice_shape[1] + left + right
-            features = layer.out_features if self.caches_outputs else layer.in_features
-            shape = (layer.receptive_field[0], width, features)
-            cache = eqx.nn.StateIndex(jnp.zeros(shape, layer.kernel.dtype))
+            cache = eqx.nn.StateIndex(self.empty_cache())
         self.cache = cache
+
+    @property
+    def cache_shape(self) -> tuple[int, int, int]:
+        """`(R, cols + pad, F)`: `R` ring rows of the padded lattice, `F = F_out` if the ring
+        holds partial sums (`caches_outputs`), else `F_in`."""
+        layer = self.layer
+        _, left, right = layer.padding
+        features = layer.out_features if self.caches_outputs else layer.in_features
+        return layer.receptive_field[0], self.lattice_shape[1] + left + right, features
+
+    @property
+    def n_sites(self) -> int:
+        """The number of lattice sites `rows * cols`."""
+        return self.lattice_shape[0] * self.lattice_shape[1]
 
     @property
     def caches_outputs(self) -> bool:

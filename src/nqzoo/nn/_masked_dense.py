@@ -8,7 +8,7 @@ from jax import lax
 from jaxtyping import Array, ArrayLike, Inexact, Int, PRNGKeyArray
 
 from .._custom_types import Initializer
-from .._misc import as_index, positive_int
+from .._misc import positive_int, site_index
 from .._typecheck import check_fields
 from . import initializers
 from ._misc import AbstractFastLayer, init_bias, masked_init, to_param_dtype
@@ -94,7 +94,7 @@ class MaskedDense1D(eqx.Module):
         kernel4 = self.kernel.reshape(
             self.n_sites, self.in_features, self.n_sites, self.out_features
         )
-        index = as_index(index)
+        index = site_index(index, self.n_sites)
         column = lax.dynamic_index_in_dim(kernel4, index, axis=2, keepdims=False)
         allowed = dense_mask(self.exclusive, jnp.arange(self.n_sites, dtype=index.dtype), index)
         column = jnp.where(allowed[:, None, None], column, jnp.zeros((), column.dtype))
@@ -145,9 +145,18 @@ class FastMaskedDense1D(AbstractFastLayer):
         """
         self.layer = layer
         if cache is None:
-            shape = (layer.n_sites, layer.in_features)
-            cache = eqx.nn.StateIndex(jnp.zeros(shape, layer.kernel.dtype))
+            cache = eqx.nn.StateIndex(self.empty_cache())
         self.cache = cache
+
+    @property
+    def cache_shape(self) -> tuple[int, int]:
+        """`(N, F_in)`: the input of every site."""
+        return self.layer.n_sites, self.layer.in_features
+
+    @property
+    def n_sites(self) -> int:
+        """The chain length `N` of the wrapped layer."""
+        return self.layer.n_sites
 
     def step(self, inputs: Array, index: Array, cache: Array) -> tuple[Array, Array]:
         # store the input of site `index - exclusive` (site -1 writes zeros at site 0, which

@@ -4,13 +4,14 @@ import abc
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Inexact, Int, PRNGKeyArray
 
 from .._custom_types import Initializer
-from .._misc import as_index
+from .._misc import site_index
 from .._typecheck import check_fields
 
 
@@ -64,18 +65,33 @@ class AbstractFastLayer(eqx.Module):
     """A masked layer (`layer`) plus a per-configuration cache behind a state index (`cache`).
 
     The full forward pass is the wrapped layer's. [`update_site`][] is the one-site step
-    shared by every fast layer: it reads the cache from the state, zeroes the input of site
-    -1 (the first step of an exclusive layer), casts the input to the cache's dtype, and hands
-    over to the layer-specific `step`, which returns the output and the new cache.
+    shared by every fast layer: it reads the cache from the state and checks that it is this
+    layer's (shape `cache_shape`, the layer's dtype), zeroes the input of site -1 (the first
+    step of an exclusive layer), casts the input to the cache's dtype, and hands over to the
+    layer-specific `step`, which returns the output and the new cache.
     """
 
     layer: eqx.AbstractVar[eqx.Module]
     cache: eqx.AbstractVar[eqx.nn.StateIndex]
 
+    @property
+    @abc.abstractmethod
+    def cache_shape(self) -> tuple[int, ...]:
+        """The shape of this layer's cache (one configuration)."""
+
+    @property
+    def n_sites(self) -> int | None:
+        """The number of sites the layer steps through, or `None` if any number works."""
+        return None
+
     @abc.abstractmethod
     def step(self, inputs: Array, index: Array, cache: Array) -> tuple[Array, Array]:
         """The output at site `index` and the new cache, for the (zeroed, cast) input of site
         `index - exclusive` and an int32 `index`."""
+
+    def empty_cache(self) -> Array:
+        """The all-zero cache that starts a configuration: `cache_shape`, the layer's dtype."""
+        return jnp.zeros(self.cache_shape, self.layer.kernel.dtype)
 
     def __call__(
         self, x: Inexact[ArrayLike, "*sites {self.layer.in_features}"]
@@ -95,24 +111,29 @@ class AbstractFastLayer(eqx.Module):
         `0, 1, …` from an all-zero cache (sites in raster order for a 2D layer). Every step
         costs the same whatever `index`, and a traced index is fine.
 
+        The state passed in stays valid (eagerly too, not only under `jax.jit`): a state is
+        a value, so the one from `eqx.nn.make_with_state` can start any number of passes.
+
         **Arguments:**
 
         - `inputs`: the layer input at site `index - exclusive`, `(F_in,)` (ignored when that
           site is `-1`).
-        - `index`: the output site.
+        - `index`: the output site, `0 <= index < n_sites` (any `index >= 0` for a layer that
+          takes any number of sites).
         - `state`: the state holding this layer's cache.
 
-        **Returns:** `(output (F_out,), state)`.
+        **Returns:** `(output (F_out,), state)`, the new state holding the new cache.
+
+        **Raises:**
+
+        - `TypeError` if `state` is not an `eqx.nn.State`.
+        - `ValueError` if `state` holds no cache for this layer, or one of another shape or
+          dtype (a state made for another layer or model), or is an `eqx.nn.State` that was
+          retired by an eager `state.set`; or if a concrete `index` is out of range.
         """
         check_fields(self.layer)
-        if not isinstance(state, eqx.nn.State):
-            raise TypeError(
-                f"{type(self).__name__}.update_site needs the layer's cache state, got state="
-                f"{type(state).__name__}. Build the layer (or model) with "
-                "`model, state = eqx.nn.make_with_state(Cls)(...)` and pass `state`."
-            )
-        cache = state.get(self.cache)
-        index = as_index(index)
+        cache = self.read_cache(state)
+        index = site_index(index, self.n_sites)
         exclusive = self.layer.exclusive
         inputs = jnp.asarray(inputs)
         if exclusive:
@@ -120,4 +141,51 @@ class AbstractFastLayer(eqx.Module):
             # would also keep XLA from vectorising the fused activation producing `inputs`).
             inputs = jnp.where(index >= 1, inputs, jnp.zeros((), inputs.dtype))
         out, cache = self.step(to_param_dtype(inputs, cache), index, cache)
-        return out, state.set(self.cache, cache)
+        # `set` retires the State it is called on: call it on a copy (the same arrays), so
+        # that the caller's state stays usable, as it does under jit.
+        return out, jax.tree.map(lambda leaf: leaf, state).set(self.cache, cache)
+
+    def read_cache(self, state: eqx.nn.State | None) -> Array:
+        """This layer's cache from `state`, checked against `cache_shape` and the layer's
+        dtype (see `update_site` for the errors)."""
+        name = type(self).__name__
+        marker = self.cache.marker
+        where = f"{name} ({marker})" if isinstance(marker, str) else name
+        fix = (
+            "Pass the state built together with this model or layer: `model, state = "
+            "eqx.nn.make_with_state(Model)(...)` (any state of that structure works: the "
+            "sampler starts every chain from an all-zero cache)."
+        )
+        if not isinstance(state, eqx.nn.State):
+            raise TypeError(
+                f"{name}.update_site needs the layer's cache state, got state="
+                f"{type(state).__name__}. Build the layer (or model) with "
+                "`model, state = eqx.nn.make_with_state(Cls)(...)` and pass `state`."
+            )
+        try:
+            cache = state.get(self.cache)
+        except KeyError:
+            raise ValueError(
+                f"The state has no cache for the layer {where}: it was built for another "
+                f"model or layer (e.g. with fewer layers, or another class). {fix}"
+            ) from None
+        except ValueError as err:  # Equinox's "Attempted to use old state"
+            raise ValueError(
+                f"The state given to {where} was retired: an eager `state.set(...)` "
+                "invalidates the State it is called on. Pass the state that call returned, "
+                f"or a fresh one. {fix}"
+            ) from err
+        expected = jax.ShapeDtypeStruct(self.cache_shape, self.layer.kernel.dtype)
+        shape, dtype = jnp.shape(cache), jnp.result_type(cache)
+        if shape != expected.shape or dtype != expected.dtype:
+            raise ValueError(
+                f"The state holds a cache {_struct(shape, dtype)} for the layer {where}, "
+                f"which expects {_struct(expected.shape, expected.dtype)}: the state was "
+                "built for another model or layer (other features, kernel size, dilation, "
+                f"lattice or param_dtype). {fix}"
+            )
+        return cache
+
+
+def _struct(shape: tuple[int, ...], dtype) -> str:
+    return f"{jnp.dtype(dtype).name}{list(shape)}"
