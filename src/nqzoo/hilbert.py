@@ -75,41 +75,44 @@ class AbstractDiscreteHilbert(AbstractHilbert):
         return None
 
     def allowed_local_indices(
-        self, site: Int[ArrayLike, "*#batch"], index_sum: Int[ArrayLike, "*#batch"]
+        self, position: Int[ArrayLike, "*#batch"], index_sum: Int[ArrayLike, "*#batch"]
     ) -> Bool[Array, "*batch {self.local_size}"]:
-        r"""Which local values site `site` may take so that the constraint stays reachable.
+        r"""Which local values the next site may take so that the constraint stays reachable.
 
-        With $T$ the
+        Sites are filled in one at a time (in order `0, 1, …` or in an autoregressive
+        model's own order); `position` sites have been filled, their local indices summing
+        to `index_sum`. With $T$ the
         [`index_sum_constraint`][nqzoo.hilbert.AbstractDiscreteHilbert.index_sum_constraint],
-        $S$ = `index_sum` the sum of the local indices of sites `0 .. site-1` and
-        $r = N - 1 - $ `site` sites left after this one, local index $k$ is allowed iff the
-        remainder can still be placed: $0 \le T - S - k \le r\,(\text{local\_size} - 1)$
+        $S$ = `index_sum` and $r = N - 1 - $ `position` sites left after this one, local
+        index $k$ is allowed iff the remainder can still be placed:
+        $0 \le T - S - k \le r\,(\text{local\_size} - 1)$
         (for spins: the remaining magnetisation is reachable with the remaining spins; for
         bosons: the remaining particles fit in the remaining sites and are not negative).
         Unconstrained spaces allow every value.
 
         **Arguments:**
 
-        - `site`: the site index (broadcast against `index_sum`).
-        - `index_sum`: the sum of the local indices of the sites before `site`.
+        - `position`: the number of sites filled before this one (the site index when the
+          sites are filled in order), broadcast against `index_sum`.
+        - `index_sum`: the sum of the local indices of those sites.
 
         **Returns:** a boolean array `(*batch, local_size)`.
 
         **Raises:** `ValueError` for a constrained space whose constraint is not a sum.
         """
-        site, index_sum = jnp.broadcast_arrays(jnp.asarray(site), jnp.asarray(index_sum))
+        position, index_sum = jnp.broadcast_arrays(jnp.asarray(position), jnp.asarray(index_sum))
         k = jnp.arange(self.local_size, dtype=jnp.int32).reshape(
-            (1,) * site.ndim + (self.local_size,)
+            (1,) * position.ndim + (self.local_size,)
         )
         if not self.constrained:
-            return jnp.broadcast_to(k >= 0, (*site.shape, self.local_size))
+            return jnp.broadcast_to(k >= 0, (*position.shape, self.local_size))
         target = self.index_sum_constraint
         if target is None:
             raise ValueError(
                 f"hilbert={self!r} has a constraint that is not a fixed sum of local values, "
                 "so it cannot be enforced site by site."
             )
-        remaining = (self.N - 1 - site.astype(jnp.int32)) * (self.local_size - 1)
+        remaining = (self.N - 1 - position.astype(jnp.int32)) * (self.local_size - 1)
         left = (target - index_sum.astype(jnp.int32))[..., None] - k
         return (left >= 0) & (left <= remaining[..., None])
 

@@ -5,7 +5,8 @@ r"""Exact sampling of autoregressive models.
 `jax.lax.scan` over the sites. Every step calls the model's `conditional`: models with a
 cache ([`nqzoo.models.AbstractFastARNN`][]) advance one site through it; the default of
 every other [`nqzoo.models.AbstractARNN`][] recomputes its conditionals on the partially
-filled configurations.
+filled configurations. On a constrained space (`total_sz`, `n_particles`) only the
+configurations of the space are drawn, from the constrained $|\psi|^p$.
 """
 
 import equinox as eqx
@@ -16,6 +17,7 @@ from jaxtyping import Array, Float, Int, Num, PRNGKeyArray
 
 from ._misc import chunked_map, positive_int
 from .models import AbstractARNN
+from .models._autoreg import accepts_index_sum
 
 
 __all__ = ["sample"]
@@ -56,30 +58,57 @@ def _sample_chunk(
     return_log_prob: bool,
 ):
     """Sample one chunk of chains, site by site, through `model.conditional` (the cached
-    step of a fast model, the recomputing default of any other)."""
+    step of a fast model, the recomputing default of any other).
+
+    On a constrained space every chain also carries the sum of the local indices sampled so
+    far, which gives the allowed values of the next site without re-reading `x`: it is
+    handed to `conditional` (whose probabilities are then already constrained) and the
+    probabilities are masked once more here, so a hand-written `conditional` that knows
+    nothing of the constraint cannot produce a configuration outside it either."""
     hilbert = model.hilbert
     batch = u.shape[0]
     table = jnp.asarray(hilbert.local_states, dtype=hilbert.dtype)
     # A fresh cache for every chain: all-zero leaves with a leading chain axis (None stays None).
     cache = jax.tree.map(lambda leaf: jnp.zeros((batch, *jnp.shape(leaf)), leaf.dtype), state)
     x = jnp.full((batch, hilbert.size), hilbert.local_states[0], dtype=hilbert.dtype)
-    step_fn = jax.vmap(model.conditional, in_axes=(0, None, 0))
+    constrained = hilbert.constrained
+    pass_sum = constrained and accepts_index_sum(model)
 
-    def step(carry, index):
-        x, cache, log_prob = carry
+    def step(carry, inputs):
+        x, cache, log_prob, index_sum = carry
+        position, index = inputs  # the position-th site generated is site `index`
         # a column of u per step rather than scanning over u.T: the (N, batch) transpose of
         # the uniforms costs as much XLA compile time as a model layer
         u_i = jax.lax.dynamic_index_in_dim(u, index, axis=1, keepdims=False)
-        p, cache = step_fn(x, index, cache)
+        if pass_sum:
+            p, cache = jax.vmap(
+                lambda x, c, s: model.conditional(x, index, c, index_sum=s)
+            )(x, cache, index_sum)
+        else:
+            p, cache = jax.vmap(model.conditional, in_axes=(0, None, 0))(x, index, cache)
+        if constrained:
+            allowed = hilbert.allowed_local_indices(position, index_sum)
+            p = jnp.where(allowed, p, 0)
+            # A hand-written conditional whose allowed weights all underflowed to 0: choose
+            # uniformly among the allowed values rather than outside the constraint. (The
+            # base classes renormalise relative to the largest allowed weight, so their
+            # allowed weights never all vanish.)
+            empty = ~jnp.any(p > 0, axis=-1, keepdims=True)
+            p = jnp.where(empty, allowed.astype(p.dtype), p)
         k, log_p = _choose(p, u_i)
         x = jax.lax.dynamic_update_index_in_dim(x, table[k], index, axis=1)
         if return_log_prob:
             log_prob = log_prob + log_p.astype(log_prob.dtype)
-        return (x, cache, log_prob), None
+        if constrained:
+            index_sum = index_sum + k
+        return (x, cache, log_prob, index_sum), None
 
     log_prob = jnp.zeros((batch,), dtype=_log_prob_dtype(model))
-    sites = jnp.arange(hilbert.size)
-    (x, _, log_prob), _ = jax.lax.scan(step, (x, cache, log_prob), sites)
+    index_sum = jnp.zeros((batch,), dtype=jnp.int32)
+    positions = jnp.arange(hilbert.size, dtype=jnp.int32)
+    sites = model.reorder(positions)  # the autoregressive order (0, 1, …, N-1 by default)
+    carry = (x, cache, log_prob, index_sum)
+    (x, _, log_prob, _), _ = jax.lax.scan(step, carry, (positions, sites))
     return x, log_prob
 
 
@@ -125,13 +154,22 @@ def sample(
 ):
     r"""Draw exact, independent samples from $|\psi(x)|^p$ of an autoregressive model.
 
-    Sites are sampled in order $0, 1, \dots, N-1$ with a `jax.lax.scan`: at step $i$ every
+    Sites are sampled in the model's autoregressive order, `model.reorder(jnp.arange(N))`
+    ($0, 1, \dots, N-1$ except for models with their own order, such as the recurrent
+    networks on a 2D lattice), with a `jax.lax.scan`: at step $i$ every
     chain draws $x_i$ from the conditional $|\psi_i(\cdot \mid x_{<i})|^p$ by inverting its
     cumulative distribution at a uniform random number. Every step calls the model's
     `conditional(x, index, state)`, vmapped over chains: fast models
     ([`nqzoo.models.AbstractFastARNN`][]) step their caches (each chain starts from its own
     all-zero cache); the default of [`nqzoo.models.AbstractARNN`][] recomputes the
     conditionals of the partially filled configuration.
+
+    **Constrained spaces** (`Spin(s, N, total_sz=M)`, `Fock(n_max, N, n_particles=K)`):
+    every chain carries the sum of the local indices drawn so far, so that the values of
+    site $i$ after which the constraint can no longer be met get zero probability and the
+    others are renormalised (the model's `conditional` receives the count as `index_sum`).
+    Every sample lies in the constrained space, drawn from the model's constrained
+    $|\psi(x)|^p$, which sums to 1 over that space.
 
     **Reproducibility.** All random numbers are drawn at once,
     `u = 1 - jax.random.uniform(key, (n_samples, N))`, and sample `s` uses only row `u[s]`
@@ -166,8 +204,7 @@ def sample(
 
     - `TypeError` if `model` is not an `AbstractARNN`.
     - `TypeError` if a fast model is given without `state` (raised by its `conditional`).
-    - `ValueError` if `n_samples` or `chunk_size` is not a positive int, or if the model's
-      Hilbert space is constrained.
+    - `ValueError` if `n_samples` or `chunk_size` is not a positive int.
     """
     if not isinstance(model, AbstractARNN):
         raise TypeError(
@@ -178,12 +215,6 @@ def sample(
     n_samples = positive_int(n_samples, "n_samples")
     if chunk_size is not None:
         chunk_size = positive_int(chunk_size, "chunk_size")
-    hilbert = model.hilbert
-    if getattr(hilbert, "constrained", False):
-        raise ValueError(
-            f"sample() needs an unconstrained Hilbert space, got {hilbert!r}: the "
-            "autoregressive conditionals would put weight outside the constraint."
-        )
     x, log_prob = _sample_jit(model, state, key, n_samples, chunk_size, return_log_prob)
     if return_log_prob:
         return x, log_prob

@@ -9,6 +9,7 @@ from ._arnn import (
 from ._autoreg import (
     AbstractARNN as AbstractARNN,
     AbstractFastARNN as AbstractFastARNN,
+    mask_log_conditionals as mask_log_conditionals,
     normalize_log_conditionals as normalize_log_conditionals,
 )
 from ._deepset_mlp import DeepSetMLP as DeepSetMLP
@@ -30,4 +31,9 @@ from ._rnn import (
     GRUNet1D as GRUNet1D,
     LSTMNet as LSTMNet,
     RNN as RNN,
+)
+from ._sign import (
+    marshall_sign as marshall_sign,
+    MarshallSign as MarshallSign,
+    MarshallSignARNN as MarshallSignARNN,
 )

@@ -1,11 +1,12 @@
 """The autoregressive bases: normalised conditionals, log-amplitudes, one sampling step."""
 
 import abc
+import inspect
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float, Inexact, Int, Num
+from jaxtyping import Array, ArrayLike, Bool, Float, Inexact, Int, Num
 
 from .._misc import check_hilbert, positive_number
 from .._typecheck import check_fields
@@ -13,13 +14,19 @@ from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
 
 
 def check_autoregressive_hilbert(hilbert: object) -> AbstractDiscreteHilbert:
-    """Check that `hilbert` is a discrete, homogeneous and unconstrained space.
+    """Check that `hilbert` is a discrete, homogeneous space whose constraint, if any,
+    autoregressive conditionals can enforce site by site.
+
+    Unconstrained spaces and fixed sums of local values (`Spin(s, N, total_sz=M)`,
+    `Fock(n_max, N, n_particles=K)`, see
+    `hilbert.index_sum_constraint`) are
+    accepted.
 
     **Raises:** `TypeError` for anything that is not an
     [`nqzoo.hilbert.AbstractDiscreteHilbert`][] (e.g. a continuous
-    [`nqzoo.hilbert.Particles`][] box, or a NetKet space); `ValueError` for constrained spaces
-    (e.g. `Spin(0.5, N, total_sz=0)`), whose product-of-conditionals would put weight outside
-    the space.
+    [`nqzoo.hilbert.Particles`][] box, or a NetKet space); `ValueError` for a space with any
+    other constraint, which the conditionals cannot mask (sampling it would put weight
+    outside the space).
     """
     continuous = " (a continuous space was given)" if isinstance(hilbert, AbstractHilbert) else ""
     check_hilbert(
@@ -28,12 +35,23 @@ def check_autoregressive_hilbert(hilbert: object) -> AbstractDiscreteHilbert:
         "Autoregressive networks need a discrete nqzoo Hilbert space (Spin, Qubit, Fock) whose "
         f"sites all take the same local values{continuous}",
     )
-    if hilbert.constrained:
+    if hilbert.constrained and hilbert.index_sum_constraint is None:
         raise ValueError(
-            f"Autoregressive networks need an unconstrained Hilbert space, got hilbert="
-            f"{hilbert!r}; drop the constraint (e.g. total_sz=None)."
+            f"Autoregressive networks enforce a constraint by masking their conditionals site "
+            f"by site, which works for a fixed sum of local values only (Spin total_sz, Fock "
+            f"n_particles); hilbert={hilbert!r} has another constraint (its "
+            f"index_sum_constraint is None). Use an unconstrained space or a sum constraint."
         )
     return hilbert
+
+
+def accepts_index_sum(model: "AbstractARNN") -> bool:
+    """Whether `model.conditional` takes the running `index_sum` keyword (the base classes'
+    do; a hand-written override may not, and is then masked by its caller)."""
+    try:
+        return "index_sum" in inspect.signature(model.conditional).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a callable without a signature
+        return False
 
 
 def check_machine_pow(machine_pow: object) -> int | float:
@@ -54,6 +72,26 @@ def normalize_log_conditionals(
     return z - (lse / machine_pow).astype(z.dtype)
 
 
+def mask_log_conditionals(
+    log_psi: Inexact[Array, "*batch local_size"],
+    allowed: Bool[Array, "*batch local_size"],
+    machine_pow: int | float,
+) -> Inexact[Array, "*batch local_size"]:
+    r"""Restrict log-conditionals to the allowed local values and renormalise over them.
+
+    $\log\psi'_i(k) = \log\psi_i(k) - \frac1p \log\sum_{k' \text{ allowed}}
+    |\psi_i(k')|^p$ for allowed $k$ and $-\infty$ otherwise, so that
+    $\sum_k |\psi'_i(k)|^p = 1$ over the allowed values ($p$ = `machine_pow`); the phases
+    are carried through. A row without any allowed value (a prefix that already violates the
+    constraint) is all $-\infty$, without NaNs in values or gradients.
+    """
+    none = ~jnp.any(allowed, axis=-1, keepdims=True)
+    # rows with nothing allowed normalise over everything (finite, then masked): no -inf - -inf
+    weights = jnp.where(allowed | none, machine_pow * log_psi.real, -jnp.inf)
+    lse = jax.nn.logsumexp(weights, axis=-1, keepdims=True)
+    return jnp.where(allowed, log_psi - (lse / machine_pow).astype(log_psi.dtype), -jnp.inf)
+
+
 class AbstractARNN(eqx.Module):
     r"""An autoregressive neural quantum state.
 
@@ -62,11 +100,24 @@ class AbstractARNN(eqx.Module):
     $\sum_x |\psi(x)|^p = 1$ exactly and $|\psi|^p$ can be sampled directly with
     [`nqzoo.sample`][].
 
-    Subclasses provide `hilbert` (a homogeneous, unconstrained discrete space), `machine_pow`
-    and [`conditionals_log_psi`][nqzoo.models.AbstractARNN.conditionals_log_psi], which must
+    Subclasses provide `hilbert` (a homogeneous discrete space), `machine_pow` and
+    [`conditionals_log_psi`][nqzoo.models.AbstractARNN.conditionals_log_psi], which must
     return *normalised* log-conditionals (use [`nqzoo.models.normalize_log_conditionals`][]).
     Everything else (log-amplitudes, probabilities, the sampling step
     [`conditional`][nqzoo.models.AbstractARNN.conditional], sampling) follows.
+
+    **Constrained spaces.** On `Spin(s, N, total_sz=M)` or `Fock(n_max, N, n_particles=K)`
+    the base class enforces the constraint, for every subclass: at site $i$ the local values
+    after which the constraint can no longer be met (given $x_{<i}$ and the $N - 1 - i$ sites
+    left, see
+    `hilbert.allowed_local_indices`)
+    get zero weight and the others are renormalised
+    (`nqzoo.models.mask_log_conditionals`). Then $\sum_x |\psi(x)|^p = 1$ over the
+    constrained space and $\log\psi(x) = -\infty$ outside it. The two hooks a subclass
+    implements, `conditionals_log_psi` and `step`, return the *network's* conditionals,
+    normalised over all local values; the public methods `__call__`, `conditionals`,
+    `conditional` and [`nqzoo.sample`][] return the constrained ones (on an unconstrained
+    space both are the same).
     """
 
     hilbert: eqx.AbstractVar[AbstractDiscreteHilbert]
@@ -81,7 +132,10 @@ class AbstractARNN(eqx.Module):
     def conditionals_log_psi(
         self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
-        """Normalised log-conditionals `log ψ_i(k | x_<i)` at every site.
+        """The network's normalised log-conditionals `log ψ_i(k | x_<i)` at every site.
+
+        On a constrained space these are not masked yet (the hook a subclass implements);
+        `__call__` and `conditionals` apply the constraint.
 
         **Arguments:**
 
@@ -91,50 +145,139 @@ class AbstractARNN(eqx.Module):
         site `i` taking `hilbert.local_states[k]` given `x[..., :i]`.
         """
 
+    def reorder(self, x: ArrayLike, axis: int = -1) -> Array:
+        """`x` with its site axis in the autoregressive order: entry `k` is the `k`-th site
+        generated (NetKet's `reorder`). The identity here, where site `i` comes `i`-th;
+        a model with another order (e.g. a snake on a 2D lattice) overrides it together with
+        `inverse_reorder`. [`nqzoo.sample`][] visits the sites
+        `model.reorder(jnp.arange(N))` in turn, and the constraint of a constrained space
+        counts the sites in this order.
+        """
+        return jnp.asarray(x)
+
+    def inverse_reorder(self, x: ArrayLike, axis: int = -1) -> Array:
+        """The inverse of `reorder`: from the autoregressive order back to site order."""
+        return jnp.asarray(x)
+
+    def constrain(
+        self,
+        log_psi: Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"],
+        x: Num[ArrayLike, "*batch {self.hilbert.size}"],
+    ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
+        """Apply the Hilbert space's constraint to the log-conditionals of every site of `x`.
+
+        The identity on an unconstrained space; otherwise
+        `nqzoo.models.mask_log_conditionals` with the allowed values of every site given
+        the local indices of the sites generated before it (one cumulative sum in the
+        autoregressive order).
+
+        **Arguments:**
+
+        - `log_psi`: normalised log-conditionals, as returned by `conditionals_log_psi(x)`.
+        - `x`: the configurations they were computed for.
+
+        **Returns:** the constrained log-conditionals, same shape.
+        """
+        hilbert = self.hilbert
+        if not hilbert.constrained:
+            return log_psi
+        ordered = self.reorder(hilbert.states_to_local_indices(x))
+        before = jnp.cumsum(ordered, axis=-1, dtype=jnp.int32) - ordered  # earlier sites' sum
+        positions = jnp.broadcast_to(jnp.arange(hilbert.size, dtype=jnp.int32), ordered.shape)
+        allowed = self.inverse_reorder(hilbert.allowed_local_indices(positions, before), -2)
+        return mask_log_conditionals(log_psi, allowed, self.machine_pow)
+
     def conditionals(
         self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Float[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
-        """Conditional probabilities `|ψ_i(k | x_<i)|^machine_pow`.
+        """Conditional probabilities `|ψ_i(k | x_<i)|^machine_pow` (constrained).
 
         **Arguments:**
 
         - `x`: configurations `(*batch, N)` of local values.
 
-        **Returns:** `(*batch, N, local_size)`; each row sums to 1.
+        **Returns:** `(*batch, N, local_size)`; each row sums to 1 (over the allowed values
+        on a constrained space; a row after a prefix that already breaks the constraint is 0).
         """
-        return jnp.exp(self.machine_pow * self.conditionals_log_psi(x).real)
+        log_psi = self.constrain(self.conditionals_log_psi(x), x)
+        return jnp.exp(self.machine_pow * log_psi.real)
+
+    def step(
+        self,
+        x: Num[ArrayLike, " {self.hilbert.size}"],
+        index: Int[ArrayLike, ""],
+        state: eqx.nn.State | None = None,
+    ) -> tuple[Inexact[Array, " {self.hilbert.local_size}"], eqx.nn.State | None]:
+        """The network's normalised log-conditional `log ψ_index(· | x_<index)` of one site.
+
+        This default recomputes the conditionals of the whole configuration and reads row
+        `index` (a cost that grows with `N`); a model with a cheaper step overrides it (fast
+        models, [`nqzoo.models.AbstractFastARNN`][], must). Like `conditionals_log_psi` it is
+        not masked by a constraint: [`conditional`][nqzoo.models.AbstractARNN.conditional]
+        does that.
+
+        **Arguments:** as [`conditional`][nqzoo.models.AbstractARNN.conditional].
+
+        **Returns:** `(log-conditional (local_size,), state)`.
+        """
+        log_psi = self.conditionals_log_psi(x)
+        return jax.lax.dynamic_index_in_dim(log_psi, index, axis=0, keepdims=False), state
 
     def conditional(
         self,
         x: Num[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State | None = None,
+        *,
+        index_sum: Int[ArrayLike, ""] | None = None,
     ) -> tuple[Float[Array, " {self.hilbert.local_size}"], eqx.nn.State | None]:
-        """One sampling step: the probabilities of site `index` given `x[:index]`.
+        """One sampling step: the (constrained) probabilities of site `index` given
+        `x[:index]`.
 
-        This default recomputes the conditionals of the whole configuration and reads row
-        `index` (a cost that grows with `N`); models with a cache
-        ([`nqzoo.models.AbstractFastARNN`][]) override it with a step whose cost does not.
+        `step` (by default a recomputation of the whole
+        configuration, whose cost grows with `N`; cheaper in fast models), then the
+        constraint of a constrained space.
         [`nqzoo.sample`][] calls it for `index = 0, 1, …, N-1`, mapped over chains.
 
         **Arguments:**
 
-        - `x`: one configuration `(N,)`; only sites before `index` are read.
+        - `x`: one configuration `(N,)`; only sites before `index` (in the autoregressive
+          order, see `reorder`) are read.
         - `index`: the site to sample (a traced integer is fine).
         - `state`: the cache state of a fast model; `None` (and returned unchanged) here.
+        - `index_sum`: on a constrained space, the sum of the local indices of the sites
+          before `index` if the caller keeps count (the sampler carries it through its
+          scan); by default it is summed from `x`. Ignored on an unconstrained space.
 
         **Returns:** `(probabilities (local_size,), state)`, the probabilities being
-        `|ψ_index(k | x_<index)|^machine_pow`.
+        `|ψ_index(k | x_<index)|^machine_pow`, zero for values that break the constraint.
         """
-        log_psi = self.conditionals_log_psi(x)
-        row = jax.lax.dynamic_index_in_dim(log_psi, index, axis=0, keepdims=False)
-        return jnp.exp(self.machine_pow * row.real), state
+        log_psi, state = self.step(x, index, state)
+        hilbert = self.hilbert
+        if not hilbert.constrained:
+            return jnp.exp(self.machine_pow * log_psi.real), state
+        # the position of site `index` in the autoregressive order (`index` itself by default)
+        positions = self.inverse_reorder(jnp.arange(hilbert.size, dtype=jnp.int32))
+        position = jax.lax.dynamic_index_in_dim(positions, index, keepdims=False)
+        if index_sum is None:
+            idx = hilbert.states_to_local_indices(x)
+            index_sum = jnp.sum(jnp.where(positions < position, idx, 0))
+        allowed = hilbert.allowed_local_indices(position, index_sum)
+        # Renormalised over the allowed values relative to the largest of them (which is
+        # exp(0) = 1 before the division, so the weights cannot all underflow). In the
+        # sampler's inner loop this costs a fraction of a logsumexp.
+        w = jnp.where(allowed, self.machine_pow * log_psi.real, -jnp.inf)
+        top = jnp.max(w, axis=-1, keepdims=True)
+        p = jnp.exp(w - jnp.where(top > -jnp.inf, top, 0))  # nothing allowed: all 0
+        total = jnp.sum(p, axis=-1, keepdims=True)
+        return p / jnp.where(total > 0, total, 1), state
 
     def __call__(
         self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch"]:
-        """Normalised `log ψ(x)`, shape `(*batch,)`."""
-        log_psi_cond = self.conditionals_log_psi(x)
+        """Normalised `log ψ(x)`, shape `(*batch,)`; `-inf` (in the real part) for a
+        configuration outside a constrained space."""
+        log_psi_cond = self.constrain(self.conditionals_log_psi(x), x)
         idx: Int[Array, "*batch {self.hilbert.size}"] = self.hilbert.states_to_local_indices(x)
         picked = jnp.take_along_axis(log_psi_cond, idx[..., None], axis=-1)[..., 0]
         return picked.sum(axis=-1)
@@ -147,7 +290,9 @@ class AbstractFastARNN(AbstractARNN):
     Built with `eqx.nn.make_with_state`; the cache lives in an `eqx.nn.State`, per
     configuration (no batch axis; samplers `vmap` over chains). A state whose caches are all
     zeros is the initial state of a sampling pass. Subclasses implement
-    [`step`][nqzoo.models.AbstractFastARNN.step]; `conditional` checks the state and calls it.
+    [`step`][nqzoo.models.AbstractFastARNN.step] (the network's log-conditional from the
+    cache); `conditional` checks the state, calls it and applies the constraint of a
+    constrained space.
     """
 
     def conditional(
@@ -155,9 +300,11 @@ class AbstractFastARNN(AbstractARNN):
         x: Num[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State | None = None,
+        *,
+        index_sum: Int[ArrayLike, ""] | None = None,
     ) -> tuple[Float[Array, " {self.hilbert.local_size}"], eqx.nn.State]:
-        """One sampling step from the cache: the probabilities of site `index` given
-        `x[:index]`.
+        """One sampling step from the cache: the (constrained) probabilities of site `index`
+        given `x[:index]`.
 
         Call it for `index = 0, 1, …, N-1` in order, starting from the state returned by
         `eqx.nn.make_with_state` (or any state whose leaves are all zero).
@@ -168,6 +315,9 @@ class AbstractFastARNN(AbstractARNN):
         - `x`: one configuration `(N,)`; sites `< index` must hold the sampled values.
         - `index`: the site to sample (a traced integer is fine).
         - `state`: the cache state (required).
+        - `index_sum`: on a constrained space, the sum of the local indices of the sites
+          before `index` (summed from `x` if not given), as in
+          [`AbstractARNN.conditional`][nqzoo.models.AbstractARNN.conditional].
 
         **Returns:** `(probabilities (local_size,), new state)`.
 
@@ -181,8 +331,7 @@ class AbstractFastARNN(AbstractARNN):
                 f"eqx.nn.make_with_state({name})(...)` and pass `state` (to nqz.sample or "
                 "conditional; a state whose leaves are all zero starts a new configuration)."
             )
-        log_psi, state = self.step(x, index, state)
-        return jnp.exp(self.machine_pow * log_psi.real), state
+        return super().conditional(x, index, state, index_sum=index_sum)
 
     @abc.abstractmethod
     def step(
@@ -191,7 +340,8 @@ class AbstractFastARNN(AbstractARNN):
         index: Int[ArrayLike, ""],
         state: eqx.nn.State,
     ) -> tuple[Inexact[Array, " {self.hilbert.local_size}"], eqx.nn.State]:
-        """The normalised log-conditional `log ψ_index(· | x_<index)` from the cache.
+        """The network's normalised log-conditional `log ψ_index(· | x_<index)` from the
+        cache (not masked by a constraint: `conditional` does that).
 
         **Arguments:** as [`conditional`][nqzoo.models.AbstractFastARNN.conditional].
 
