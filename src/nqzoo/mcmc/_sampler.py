@@ -255,7 +255,7 @@ class MetropolisSampler(eqx.Module):
 
         **Sample order.** Chain-major: sample `s = c * n_per_chain + t` is chain `c` after
         its `t`-th kept sweep. So `samples` feeds
-        [`nqzoo.operators.local_energy`][] and [`nqzoo.vmc`](vmc.md) directly, and
+        [`nqzoo.operators.local_energy`][] and the estimators of `nqzoo.vmc` directly, and
         `values.reshape(n_chains, -1)` (or [`by_chain`][nqzoo.mcmc.MetropolisSampler.by_chain])
         gives the `(n_chains, n_per_chain)` layout of [`nqzoo.mcmc.statistics`][] and
         NetKet's `nk.stats.statistics`.
