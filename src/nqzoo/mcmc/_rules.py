@@ -181,7 +181,7 @@ class ExchangeRule(AbstractRule):
     integer per chain.
     """
 
-    edges: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    edges: tuple[tuple[int, int], ...] = eqx.field(static=True, repr=False)
     n_sites: int | None = eqx.field(static=True)
 
     def __init__(

@@ -246,12 +246,13 @@ class MetropolisSampler(eqx.Module):
 
         Each chain first runs `n_discard` sweeps whose samples are dropped (NetKet's
         `n_discard_per_chain`, default 5), then keeps its configuration after each of the
-        next `n_samples / n_chains` sweeps. $\log P$ of the starting configurations is
-        computed once with `model` (it may differ from the model of the previous call, as
-        in a training loop) and then carried. One `jax.lax.scan` over sweeps, each a
-        `jax.lax.scan` over steps; jitted, and usable inside `eqx.filter_jit` (with the
-        model a traced argument), under `jax.vmap` and with the chain axis of `state`
-        sharded over devices.
+        next `n_samples / n_chains` sweeps. Chains fresh from `init` start at random
+        configurations: give the first call a larger `n_discard` (a burn-in). $\log P$ of
+        the starting configurations is computed once with `model` (it may differ from the
+        model of the previous call, as in a training loop) and then carried. One
+        `jax.lax.scan` over sweeps, each a `jax.lax.scan` over steps; jitted, and usable
+        inside `eqx.filter_jit` (with the model a traced argument), under `jax.vmap` and
+        with the chain axis of `state` sharded over devices.
 
         **Sample order.** Chain-major: sample `s = c * n_per_chain + t` is chain `c` after
         its `t`-th kept sweep. So `samples` feeds
