@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Shaped
 
 from .._misc import check_hilbert, int_at_least, positive_int, positive_number
 from .._typecheck import check_fields
-from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert, Particles
+from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
 from ._rules import AbstractRule, ExchangeRule, GaussianRule, LocalRule
 
 
@@ -512,8 +512,6 @@ def MetropolisGaussian(
     **Raises:** `TypeError` naming `hilbert` for a discrete space, `ValueError` naming
     `sigma` if it is not a finite positive number; the errors of `MetropolisSampler`.
     """
-    if not isinstance(hilbert, Particles):
-        GaussianRule().check(hilbert)  # the message naming hilbert
     return MetropolisSampler(
         hilbert,
         GaussianRule(sigma),
