@@ -29,12 +29,15 @@ class NetKetOperator(AbstractOperator):
     The matrix is NetKet's, row for row, so [`to_dense`][nqzoo.operators.AbstractOperator.to_dense]
     equals NetKet's `to_dense()`.
 
-    Unlike the operators of [`nqzoo.operators`][], this one has array leaves (NetKet's
-    operator is a pytree of arrays, kept as the field `operator`): it goes through
-    `eqx.filter_jit` as a traced argument, so new couplings of the same structure do not
-    recompile. NetKet's code runs with JAX's standard dtype promotion (which it needs); its
-    outputs are cast explicitly, the configurations to the dtype of `x` and the elements to
-    `dtype`, so nothing is promoted silently around it.
+    Unlike nqzoo's own operators (e.g. [`nqzoo.operators.Ising`][]), this one has array
+    leaves (NetKet's operator is a pytree of arrays, kept as the field `operator`): it goes
+    through `eqx.filter_jit` as a traced argument, so new couplings of the same structure do
+    not recompile. NetKet's code runs with JAX's standard dtype promotion (which it needs);
+    its outputs are cast explicitly, the configurations to the dtype of `x` and the elements
+    to `dtype`, so nothing is promoted silently around it.
+
+    The extra row costs one more evaluation of $\log\psi$ per sample in a local energy
+    (`max_conn_size + 1` instead of `max_conn_size`).
 
     Build it with [`nqzoo.interop.netket.operator_from_netket`][] (or this class directly).
     """
@@ -81,6 +84,7 @@ class NetKetOperator(AbstractOperator):
 
     @property
     def n_conn(self) -> int:
+        """`max_conn_size + 1`: the diagonal row, then NetKet's `max_conn_size` rows."""
         return self.max_conn_size + 1
 
     def _connected(self, x: Array) -> tuple[Array, Array]:
