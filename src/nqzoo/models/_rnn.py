@@ -9,6 +9,8 @@ slow model runs the steps with one `lax.scan`; the fast model runs one step per 
 Both go through the same step function, so they agree exactly.
 """
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -31,6 +33,9 @@ from ._autoreg import (
     normalize_log_conditionals,
 )
 
+
+#: An integer array of an ordering: a NumPy or JAX array, or (nested) sequences of ints.
+IndexArray = ArrayLike | Sequence
 
 #: The recurrent memories of one layer at one step: `(cell memory (F,), hidden ring (R, F))`.
 Carry = tuple[Array, Array]
@@ -230,9 +235,9 @@ class RNN(AbstractRNN):
         hilbert: object,
         layers: int,
         features: int | tuple[int, ...],
-        reorder_idx: ArrayLike | None = None,
-        inv_reorder_idx: ArrayLike | None = None,
-        prev_neighbors: ArrayLike | None = None,
+        reorder_idx: IndexArray | None = None,
+        inv_reorder_idx: IndexArray | None = None,
+        prev_neighbors: IndexArray | None = None,
         graph: object = None,
         param_dtype: jnp.dtype | type = jnp.float64,
         kernel_init: Initializer = jax.nn.initializers.orthogonal(),
@@ -288,9 +293,9 @@ class LSTMNet(AbstractRNN):
         hilbert: object,
         layers: int,
         features: int | tuple[int, ...],
-        reorder_idx: ArrayLike | None = None,
-        inv_reorder_idx: ArrayLike | None = None,
-        prev_neighbors: ArrayLike | None = None,
+        reorder_idx: IndexArray | None = None,
+        inv_reorder_idx: IndexArray | None = None,
+        prev_neighbors: IndexArray | None = None,
         graph: object = None,
         param_dtype: jnp.dtype | type = jnp.float64,
         kernel_init: Initializer = jax.nn.initializers.orthogonal(),
@@ -346,9 +351,9 @@ class GRUNet1D(AbstractRNN):
         hilbert: object,
         layers: int,
         features: int | tuple[int, ...],
-        reorder_idx: ArrayLike | None = None,
-        inv_reorder_idx: ArrayLike | None = None,
-        prev_neighbors: ArrayLike | None = None,
+        reorder_idx: IndexArray | None = None,
+        inv_reorder_idx: IndexArray | None = None,
+        prev_neighbors: IndexArray | None = None,
         graph: object = None,
         param_dtype: jnp.dtype | type = jnp.float64,
         kernel_init: Initializer = jax.nn.initializers.orthogonal(),
