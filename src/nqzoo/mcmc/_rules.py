@@ -303,7 +303,8 @@ class ExchangeRule(AbstractRule):
         upto = np.tril(np.ones((1, n_blocks, n_blocks), dtype=bool))  # upto[0, b, c]: c <= b
         inclusive = jnp.where(upto, counts[:, None, :], 0).sum(axis=-1, dtype=jnp.int32)
         total = inclusive[:, -1]
-        # the k-th differing edge (0-based), k uniform in 0 .. total-1 (bias < 2^-16)
+        # the k-th differing edge (0-based), k = bits mod total: uniform in 0 .. total-1 up to
+        # a relative bias below n_edges / 2^32
         k = (random % jnp.maximum(total, 1).astype(jnp.uint32)).astype(jnp.int32)
         b = jnp.minimum((inclusive <= k[:, None]).sum(axis=-1, dtype=jnp.int32), n_blocks - 1)
         before = jnp.take_along_axis(inclusive - counts, b[:, None], axis=1)[:, 0]
