@@ -104,7 +104,8 @@ def _sample_chunk(
         return (x, cache, log_prob, index_sum), None
 
     log_prob = jnp.zeros((batch,), dtype=_log_prob_dtype(model))
-    index_sum = jnp.zeros((batch,), dtype=jnp.int32)
+    # the running sum of local indices per chain (constrained spaces only)
+    index_sum = jnp.zeros((batch,), dtype=jnp.int32) if constrained else None
     positions = jnp.arange(hilbert.size, dtype=jnp.int32)
     sites = model.reorder(positions)  # the autoregressive order (0, 1, …, N-1 by default)
     carry = (x, cache, log_prob, index_sum)

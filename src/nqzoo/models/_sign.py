@@ -27,7 +27,7 @@ def _check_sign_rule(model: object, lattice: object) -> None:
     if not isinstance(hilbert, AbstractDiscreteHilbert) or hilbert.local_size != 2:
         raise TypeError(
             "Marshall's sign rule acts on two-level sites: model must have a `hilbert` "
-            "attribute that is Spin(0.5, N) or Qubit(N), got "
+            "attribute with two local states (Spin(0.5, N) or Qubit(N)), got "
             f"{type(model).__name__} with hilbert={hilbert!r}."
         )
     if not isinstance(lattice, Grid):
