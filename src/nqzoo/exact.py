@@ -130,9 +130,7 @@ def _matvec(matrix: SparseMatrix, v: Array) -> Array:
     return jax.lax.scan(add_slot, start, (matrix.columns, stored))[0]
 
 
-def sparse_matrix(
-    operator: AbstractOperator, *, chunk_size: numbers.Integral | None = None
-) -> SparseMatrix:
+def sparse_matrix(operator: object, *, chunk_size: numbers.Integral | None = None) -> SparseMatrix:
     r"""The sparse matrix of an operator over the states of its Hilbert space, from its
     connected elements.
 
@@ -154,8 +152,8 @@ def sparse_matrix(
 
     **Raises:** `TypeError` if `operator` is not an nqzoo operator on a discrete space;
     `ValueError` for a space with too many states, a `chunk_size` that is not a positive
-    integer, or an operator that connects a state to a configuration outside a constrained
-    space.
+    integer, an operator with non-finite elements, or one that connects a state to a
+    configuration outside a constrained space.
     """
     if not isinstance(operator, AbstractOperator):
         raise TypeError(
@@ -230,13 +228,19 @@ def sparse_matrix(
                 "configurations outside that (constrained) space; sparse_matrix needs an "
                 "operator that keeps it."
             )
+        off = np.asarray(off)
+        if not (np.all(np.isfinite(off)) and np.all(np.isfinite(np.asarray(diag)))):
+            raise ValueError(
+                f"operator={type(operator).__name__} has non-finite matrix elements (NaN or "
+                f"inf) on states {start} to {stop - 1} of {hilbert!r}."
+            )
         while coded:
-            stored, n_missing = _codes(off, jnp.asarray(table, dtype))
-            if not int(n_missing):
+            stored, n_missing = _codes(off, np.asarray(table, dtype))
+            if not n_missing:
                 break
             # New off-diagonal values (in the first chunk, or a rarer element further on):
             # extend the table, or store values from now on once it would overflow.
-            values = np.unique(np.asarray(off))
+            values = np.unique(off)
             new = values[~np.isin(values, np.asarray(table, dtype))]
             if len(table) + len(new) <= _TABLE_SIZE:
                 table.extend(new.tolist())
@@ -266,7 +270,7 @@ def _chunk_elements(params, static, hilbert, powers, start, size, chunk, lookup)
         x = chunk
     x_conn, mels = operator.connected(x)  # (size, n_conn, N), (size, n_conn)
     idx = hilbert.states_to_local_indices(x_conn[:, 1:]).astype(powers.dtype)
-    codes = jnp.sum(idx * powers, axis=-1)  # (size, n_off)
+    codes = jnp.sum(idx * powers[None, None, :], axis=-1, dtype=powers.dtype)  # (size, n_off)
     off = mels[:, 1:]
     keep = off != 0
     if lookup is None:
@@ -281,19 +285,18 @@ def _chunk_elements(params, static, hilbert, powers, start, size, chunk, lookup)
     return mels[:, 0], cols.T, jnp.where(keep, off, 0).T, outside
 
 
-@jax.jit
-def _codes(off: Array, table: Array) -> tuple[Array, Array]:
+def _codes(off: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, int]:
     """The code of each value in `table` (its index), and how many values are missing."""
-    if table.shape[0] <= 16:  # a few values (the common case): one comparison each
-        code, found = jnp.zeros(off.shape, np.uint8), jnp.zeros(off.shape, bool)
-        for t in range(table.shape[0]):
-            hit = off == table[t]
-            code, found = jnp.where(hit, np.uint8(t), code), found | hit
+    if len(table) <= 16:  # a few values (the common case): one comparison each
+        code, found = np.zeros(off.shape, np.uint8), np.zeros(off.shape, bool)
+        for t, value in enumerate(table):
+            hit = off == value
+            code[hit], found = t, found | hit
     else:
-        order = jnp.argsort(table)
-        pos = jnp.clip(jnp.searchsorted(table[order], off), 0, table.shape[0] - 1)
+        order = np.argsort(table, kind="stable")
+        pos = np.clip(np.searchsorted(table[order], off), 0, len(table) - 1)
         code, found = order[pos].astype(np.uint8), table[order][pos] == off
-    return code, jnp.sum(~found, dtype=np.int32)
+    return code, int(np.sum(~found))
 
 
 @functools.partial(jax.jit, donate_argnums=0)
@@ -325,7 +328,7 @@ class GroundState(typing.NamedTuple):
 
 
 def ground_state(
-    operator: AbstractOperator | SparseMatrix,
+    operator: object,
     *,
     return_vector: bool = False,
     tol: numbers.Real = 1e-12,
@@ -379,8 +382,9 @@ def ground_state(
     **Returns:** a [`GroundState`][nqzoo.exact.GroundState] `(energy, vector, residual,
     n_matvec)`.
 
-    **Raises:** `ValueError` for a non-positive `tol`, `n_basis < 2`, a `max_matvec` that
-    is not a positive integer; `RuntimeError` if the residual is still above `tol` after
+    **Raises:** what [`sparse_matrix`][nqzoo.exact.sparse_matrix] raises; `ValueError` for a
+    `tol` outside (0, 1), `n_basis < 2`, a `max_matvec` that is not a positive integer;
+    `RuntimeError` if the residual is still above `tol` after
     `max_matvec` products.
     """
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < 1:
@@ -400,15 +404,19 @@ def ground_state(
     m = min(int(n_basis), n)
     n_keep = max(1, m // 2)
 
-    key = jax.random.key(int(seed))
-    basis = jnp.zeros((m + 1, n), dtype)
-    basis = _start(basis, key)
+    # The iteration runs in NumPy (BLAS for the projections, no compilation per size); only
+    # the products with the matrix run in JAX.
+    rng = np.random.default_rng(int(seed))
+    basis = np.zeros((m + 1, n), dtype)
+    basis[0] = rng.standard_normal(n)
+    if np.iscomplexobj(basis):
+        basis[0] += 1j * rng.standard_normal(n)
+    basis[0] /= np.linalg.norm(basis[0])
     t = np.zeros((m, m), dtype)
     j, n_matvec, first = 0, 0, 0  # first: the first Lanczos vector after the kept ones
     while True:
-        basis, h, beta = _lanczos_step(matrix, basis, j, local=j > first)
+        h, beta = _lanczos_step(matrix, basis, j, local=j > first)
         n_matvec += 1
-        h, beta = np.asarray(h)[: j + 1], float(beta)  # (rows past v_j give 0)
         t[: j + 1, j] = h
         t[j, : j + 1] = np.conj(h)
         t[j, j] = h[j].real
@@ -429,7 +437,9 @@ def ground_state(
             j += 1
             continue
         # Thick restart: keep the n_keep lowest Ritz vectors and the residual direction.
-        basis = _restart(basis, jnp.asarray(y[:, :n_keep]))
+        basis[:n_keep] = y[:, :n_keep].T.astype(dtype) @ basis[:m]
+        basis[n_keep] = basis[m]
+        basis[n_keep + 1 :] = 0
         t[:] = 0
         t[np.arange(n_keep), np.arange(n_keep)] = theta[:n_keep]
         t[n_keep, :n_keep] = beta * y[m - 1, :n_keep]
@@ -437,71 +447,32 @@ def ground_state(
         j = first = n_keep
     vector = None
     if return_vector:
-        coefficients = np.zeros(m + 1, dtype)
-        coefficients[: j + 1] = y[:, 0]
-        vector = _ritz_vector(basis, jnp.asarray(coefficients))
-    return GroundState(float(theta[0]), vector, residual, n_matvec)
+        v = y[:, 0].astype(dtype) @ basis[: j + 1]
+        v /= np.linalg.norm(v)
+        top = v[np.argmax(np.abs(v))]
+        vector = jnp.asarray(v * (np.conj(top) / abs(top)))
+    return GroundState(float(theta[0]), vector, float(residual), n_matvec)
 
 
-@functools.partial(jax.jit, donate_argnums=0)
-def _start(basis: Array, key: Array) -> Array:
-    v = jax.random.normal(key, basis.shape[1:], basis.dtype)
-    return basis.at[0].set(v / jnp.linalg.norm(v))
-
-
-def _lanczos_step(
-    matrix: SparseMatrix, basis: Array, j: int, local: bool
-) -> tuple[Array, Array, Array]:
-    """`H v_j` orthogonalised against `v_0 .. v_j`, normalised and stored as `v_{j+1}`;
-    returns the basis, the projections `<v_i | H v_j>` and the norm before normalising.
+def _lanczos_step(matrix: SparseMatrix, basis: np.ndarray, j: int, local: bool):
+    """`H v_j` orthogonalised against `v_0 .. v_j`, normalised and stored in `basis` as
+    `v_{j+1}`; returns the projections `<v_i | H v_j>` and the norm before normalising.
 
     With `local` (`v_j` and `v_{j-1}` are Lanczos vectors, not kept Ritz vectors), `H v_j`
     lies in their span up to rounding: it is projected on those two first, then on the
-    whole basis once (the reorthogonalisation); otherwise on the whole basis twice."""
-    w = _matvec(matrix, basis[j])
-    # Rows past v_j are zero: on large spaces only the rows up to v_j (rounded up to a
-    # multiple of 8: a few compilations) are read.
-    n_rows = basis.shape[0]
-    if basis.shape[1] >= 2**16:
-        n_rows = min(n_rows, 8 * -(-(j + 1) // 8))
-    return _orthogonalise(basis, w, j, n_rows, local)
-
-
-@functools.partial(jax.jit, static_argnames=("n_rows", "local"), donate_argnums=0)
-def _orthogonalise(basis: Array, w: Array, j: Array, n_rows: int, local: bool):
-    active = basis[:n_rows]
-
-    def project(vectors, w):  # coefficients <v_i | w> and w minus its projection
-        h = jnp.conj(vectors @ jnp.conj(w))
-        return h, w - h @ vectors
-
-    if local:
-        h_prev, w = project(basis[j - 1][None], w)
-        h_cur, w = project(basis[j][None], w)
-        h = jnp.zeros(n_rows, w.dtype).at[j - 1].set(h_prev[0]).at[j].set(h_cur[0])
-    else:
-        h, w = project(active, w)
-    h2, w = project(active, w)  # full reorthogonalisation
-    beta = jnp.linalg.norm(w)
-    basis = basis.at[j + 1].set(w / jnp.where(beta > 0, beta, 1).astype(w.dtype))
-    return basis, h + h2, beta
-
-
-@functools.partial(jax.jit, donate_argnums=0)
-def _restart(basis: Array, y: Array) -> Array:
-    m, k = y.shape
-    kept = y.T.astype(basis.dtype) @ basis[:m]
-    residual = basis[m]
-    basis = basis.at[:k].set(kept).at[k].set(residual)
-    return basis.at[k + 1 :].set(0)
-
-
-@jax.jit
-def _ritz_vector(basis: Array, coefficients: Array) -> Array:
-    v = coefficients @ basis
-    v = v / jnp.linalg.norm(v)
-    top = v[jnp.argmax(jnp.abs(v))]
-    return v * (jnp.conj(top) / jnp.abs(top)).astype(v.dtype)
+    whole basis once (the reorthogonalisation); otherwise on the whole basis twice
+    (classical Gram-Schmidt twice: full reorthogonalisation)."""
+    w = np.array(_matvec(matrix, jnp.asarray(basis[j])))
+    active = basis[: j + 1]
+    h = np.zeros(j + 1, basis.dtype)
+    for rows in ([[j - 1, j]] if local else [slice(None)]) + [slice(None)]:
+        vectors = active[rows]
+        coefficients = np.conj(vectors @ np.conj(w))  # <v_i | w>
+        w -= coefficients @ vectors
+        h[rows] += coefficients
+    beta = float(np.linalg.norm(w))
+    basis[j + 1] = w / (beta if beta > 0 else 1.0)
+    return h, beta
 
 
 def tfim_chain_energy(n_sites: numbers.Integral, h: numbers.Real, J: numbers.Real = 1.0) -> float:
