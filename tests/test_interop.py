@@ -292,8 +292,10 @@ def test_constrained_spaces():
     other = nk.hilbert.Spin(0.5, 4, constraint=_EvenUpSpins())
     with pytest.raises(ValueError, match="constraint other than total_sz"):
         interop.hilbert_from_netket(other)
-    with pytest.raises(ValueError, match="n_particles constraints have no nqzoo equivalent"):
-        interop.hilbert_from_netket(nk.hilbert.Fock(2, 4, n_particles=3))
+    fock = nk.hilbert.Fock(2, 4, n_particles=3)
+    assert interop.hilbert_from_netket(fock) == nqz.hilbert.Fock(2, 4, n_particles=3)
+    with pytest.raises(ValueError, match="constraint other than n_particles"):
+        interop.hilbert_from_netket(nk.hilbert.Fock(2, 4, constraint=_EvenUpSpins()))
 
 
 def test_recorded_hilbert_must_agree(getkey):
