@@ -298,6 +298,24 @@ def test_constrained_spaces():
         interop.hilbert_from_netket(nk.hilbert.Fock(2, 4, constraint=_EvenUpSpins()))
 
 
+@pytest.mark.parametrize("name", ["ARNNDense", "FastLSTMNet"])
+def test_constrained_autoregressive_models_are_not_converted(name, getkey):
+    # NetKet's autoregressive models do not mask their conditionals: a converted module
+    # would be another wavefunction, so to_netket refuses instead.
+    hi = nqz.hilbert.Spin(0.5, 4, total_sz=0)
+    cls = getattr(nqz.models, name)
+    kwargs = {"layers": 1, "features": 2, "key": getkey()}
+    model = cls(hi, **kwargs) if not name.startswith("Fast") else (
+        eqx.nn.make_with_state(cls)(hi, **kwargs)[0]
+    )
+    with pytest.raises(ValueError, match="constrained space"):
+        to_netket(model)
+    free = cls(nqz.hilbert.Spin(0.5, 4), **kwargs) if not name.startswith("Fast") else (
+        eqx.nn.make_with_state(cls)(nqz.hilbert.Spin(0.5, 4), **kwargs)[0]
+    )
+    to_netket(free)  # the same model on the unconstrained space converts
+
+
 def test_recorded_hilbert_must_agree(getkey):
     module = _arnn("ARNNDense")
     variables = {"params": _params(module, (1, 4), getkey())}

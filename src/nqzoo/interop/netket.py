@@ -137,9 +137,21 @@ def to_netket(model: Any) -> tuple[Any, dict]:
 
     **Returns:** `(nk_module, variables)` such that `nk_module.apply(variables, x)` equals
     `model(x)`.
+
+    **Raises:** `TypeError` for a model without a NetKet twin; `ValueError` for an
+    autoregressive model on a constrained space (`total_sz`, `n_particles`): NetKet's
+    autoregressive models do not mask their conditionals, so the converted module would give
+    another wavefunction.
     """
     import netket as nk
 
+    if isinstance(model, nqm.AbstractARNN) and model.hilbert.constrained:
+        raise ValueError(
+            f"to_netket cannot convert {type(model).__name__} on the constrained space "
+            f"{model.hilbert!r}: NetKet's autoregressive models do not enforce the constraint "
+            "(their log psi would differ). Convert a model built on the unconstrained space, "
+            "or sample it in NetKet with nqzoo.interop.netket.NqzooARSampler."
+        )
     for name, (cls, _, convert) in _CONVERTERS.items():
         if type(model) is cls:
             module, params = convert(getattr(nk.models, name, None), model)
