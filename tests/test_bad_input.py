@@ -1,7 +1,11 @@
-"""Misuse gets a clear error: cache states of another model, a state reused after an eager step,
-out-of-range site indices (issue 15, item 4)."""
+"""Misuse gets a clear error, edge hyperparameters are refused or work: cache states of another
+model, a state reused after an eager step, out-of-range site indices, 1-wide masked kernels,
+inf/nan and NumPy numbers as hyperparameters (issue 15, items 4 and 5)."""
+
+import dataclasses
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -168,3 +172,195 @@ def test_layer_update_site_index_out_of_range(getkey):
     with pytest.raises(ValueError, match=r"index must be a site index >= 0, got index=-1"):
         layer3.update_site(jnp.ones(1), -1, state3)
     assert layer3.update_site(jnp.ones(1), 1000, state3)[0].shape == (2,)
+
+
+# --- item 5: 1-wide masked kernels -----------------------------------------------------------
+
+
+def test_one_wide_exclusive_kernels_are_refused(getkey):
+    """An exclusive 1-wide kernel has no tap (NetKet: ZeroDivisionError at init for Conv1D,
+    NaN for Conv2D): refused at construction, naming kernel_size."""
+    with pytest.raises(ValueError, match=r"kernel_size=1 with exclusive=True leaves the kernel "
+                       r"no tap.*kernel_size >= 2"):
+        nqz.nn.MaskedConv1D(1, 2, kernel_size=1, exclusive=True, key=getkey())
+    with pytest.raises(ValueError, match=r"kernel_size=\(1, 1\) with exclusive=True"):
+        nqz.nn.MaskedConv2D(1, 2, kernel_size=(1, 1), exclusive=True, key=getkey())
+    for cls in (nqz.models.ARNNConv1D, nqz.models.FastARNNConv1D):
+        with pytest.raises(ValueError, match=r"ARNNConv1D needs kernel_size >= 2, got "
+                           r"kernel_size=1"):
+            make(cls)(SPIN4, 2, 3, kernel_size=1, key=getkey())
+    for cls in (nqz.models.ARNNConv2D, nqz.models.FastARNNConv2D):
+        for kernel_size in (1, (1, 1), np.int64(1)):
+            with pytest.raises(ValueError, match=r"ARNNConv2D needs a kernel larger than "
+                               r"\(1, 1\), got kernel_size=\(1, 1\)"):
+                make(cls)(SPIN6, 2, 3, kernel_size, lattice_shape=(2, 3), key=getkey())
+
+
+def test_one_wide_non_exclusive_kernels_are_pointwise(getkey):
+    """Without exclusion a 1-wide kernel is one tap, the site itself: y_j = x_j W + b."""
+    x = jax.random.normal(getkey(), (5, 2))
+    conv = nqz.nn.MaskedConv1D(2, 3, kernel_size=1, key=getkey())
+    bias = jax.random.normal(getkey(), (3,))
+    conv = eqx.tree_at(lambda c: c.bias, conv, bias)
+    np.testing.assert_allclose(conv(x), x @ conv.kernel[0] + bias[None], rtol=1e-14)
+    conv2 = nqz.nn.MaskedConv2D(2, 3, kernel_size=1, key=getkey())
+    x2 = x.reshape(5, 1, 2)
+    np.testing.assert_allclose(conv2(x2), x2 @ conv2.kernel[0, 0], rtol=1e-14)
+    for wrapper, layer, args, xs in (
+        (nqz.nn.FastMaskedConv1D, conv, (), x),
+        (nqz.nn.FastMaskedConv2D, conv2, ((5, 1),), x2),
+    ):
+        fast, state = make(wrapper)(layer, *args)
+        flat = xs.reshape(5, 2)
+        for j in range(5):
+            out, state = fast.update_site(flat[j], j, state)
+            np.testing.assert_allclose(out, layer(xs).reshape(5, 3)[j], rtol=1e-13)
+
+
+@pytest.mark.parametrize("kernel_size", [(1, 2), (1, 3), (2, 1), 2])
+def test_conv2d_kernels_one_wide_along_one_axis_work(kernel_size, getkey):
+    """(1, kw) sees the sites to the left in the row, (kh, 1) the site above: normalised over
+    the whole space, and the fast steps give the slow conditionals."""
+    fast, state = make(nqz.models.FastARNNConv2D)(
+        SPIN6, 2, 3, kernel_size, lattice_shape=(2, 3), key=getkey()
+    )
+    slow = fast.to_slow()
+    slow = eqx.combine(
+        jax.tree.map(lambda a: 0.5 * jax.random.normal(jax.random.key(1), a.shape, a.dtype),
+                     eqx.filter(slow, eqx.is_inexact_array)),
+        eqx.filter(slow, eqx.is_inexact_array, inverse=True),
+    )
+    fast = eqx.tree_at(lambda f: f.arnn, fast, slow)
+    states = SPIN6.all_states()
+    np.testing.assert_allclose(jnp.sum(jnp.exp(2 * slow(states).real)), 1.0, rtol=1e-12)
+
+    @eqx.filter_jit
+    def steps(fast, state, x):
+        def step(state, index):
+            p, state = fast.conditional(x, index, state)
+            return state, p
+
+        return jax.lax.scan(step, state, jnp.arange(SPIN6.size))[1]
+
+    x = states[11]
+    np.testing.assert_allclose(steps(fast, state, x), slow.conditionals(x), rtol=1e-12)
+
+
+# --- item 5: inf, nan, NumPy numbers -----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_inf_and_nan_sizes_are_refused_with_the_argument_name(value, getkey):
+    """A scalar is caught by the signature's type check (naming the parameter), an entry of a
+    sequence by the validator (naming the entry): both every time."""
+    key = getkey()
+    cases = [
+        (lambda: nqz.models.ARNNDense(SPIN4, value, 3, key=key), r"parameter 'layers'"),
+        (lambda: nqz.models.ARNNDense(SPIN4, 2, value, key=key), r"parameter 'features'"),
+        (lambda: nqz.models.ARNNDense(SPIN4, 3, (3, value, 2), key=key),
+         r"features\[1\] must be a positive integer, got features\[1\]=(inf|nan)"),
+        (lambda: nqz.models.ARNNConv1D(SPIN4, 2, 3, value, key=key), r"parameter 'kernel_size'"),
+        (lambda: nqz.models.ARNNConv1D(SPIN4, 2, 3, 2, kernel_dilation=value, key=key),
+         r"parameter 'kernel_dilation'"),
+        (lambda: nqz.models.ARNNConv2D(SPIN6, 2, 3, (2, value), lattice_shape=(2, 3), key=key),
+         r"kernel_size must be a pair of positive integers.*kernel_size=\(2, (inf|nan)\)"),
+        (lambda: nqz.models.ARNNConv2D(SPIN6, 2, 3, (2, 2), lattice_shape=(value, 3), key=key),
+         r"lattice_shape must be a pair of positive integers.*lattice_shape=\((inf|nan), 3\)"),
+        (lambda: nqz.nn.MaskedDense1D(value, 1, 2, True, key=key), r"parameter 'n_sites'"),
+        (lambda: nqz.nn.MaskedConv2D(1, 2, (value, 2), key=key), r"kernel_size must be a pair"),
+        (lambda: nqz.models.DeepSetMLP(2, (3, value), key=key),
+         r"features_phi must be a positive integer or a sequence.*features_phi=\(3, (inf|nan)\)"),
+    ]
+    for build, match in cases:
+        for _ in range(4):  # a type check that samples one entry would pass some of the time
+            with pytest.raises((TypeError, ValueError), match=match):
+                build()
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), np.float32("inf"), -1.0, 0])
+def test_inf_and_nan_numbers_are_refused_with_the_argument_name(value, getkey):
+    key = getkey()
+    box = nqz.hilbert.Particles(2, (1.0,))
+    for build, name in [
+        (lambda: nqz.models.RBM(SPIN4, alpha=value, key=key), "alpha"),
+        (lambda: nqz.models.RBMModPhase(SPIN4, alpha=value, key=key), "alpha"),
+        (lambda: nqz.models.RBMMultiVal(nqz.hilbert.Fock(2, 3), alpha=value, key=key), "alpha"),
+        (lambda: nqz.models.MLP(SPIN4, hidden_dims_alpha=(1, value), key=key),
+         r"hidden_dims_alpha\[1\]"),
+        (lambda: nqz.models.ARNNDense(SPIN4, 2, 3, machine_pow=value, key=key), "machine_pow"),
+        (lambda: make(nqz.models.FastARNNConv1D)(SPIN4, 2, 3, 2, machine_pow=value, key=key),
+         "machine_pow"),
+        (lambda: nqz.models.DeepSetRelDistance(box, 1, 1, 2, 1, cusp_exponent=value, key=key),
+         "cusp_exponent"),
+    ]:
+        with pytest.raises(ValueError, match=rf"{name} must be a finite positive number"):
+            build()
+
+
+def test_integer_param_dtype_is_refused_by_the_masked_layers(getkey):
+    """Before: `uniform` complained about its dtype from inside the initialiser."""
+    key = getkey()
+    for build in (
+        lambda dtype: nqz.nn.MaskedDense1D(3, 1, 2, True, param_dtype=dtype, key=key),
+        lambda dtype: nqz.nn.MaskedConv1D(1, 2, 2, param_dtype=dtype, key=key),
+        lambda dtype: nqz.nn.MaskedConv2D(1, 2, (2, 2), param_dtype=dtype, key=key),
+        lambda dtype: nqz.models.ARNNConv1D(SPIN4, 2, 3, 2, param_dtype=dtype, key=key),
+        lambda dtype: make(nqz.models.FastARNNConv2D)(
+            SPIN6, 2, 3, (2, 2), lattice_shape=(2, 3), param_dtype=dtype, key=key
+        ),
+    ):
+        for dtype in (jnp.int32, bool):
+            with pytest.raises(ValueError, match=r"param_dtype must be a floating or complex"):
+                build(dtype)
+
+
+def _no_numpy_scalars(obj) -> bool:
+    """No NumPy scalar anywhere in the fields of a module (static hyperparameters included)."""
+    if isinstance(obj, np.generic):
+        return False
+    if isinstance(obj, tuple | list):
+        return all(map(_no_numpy_scalars, obj))
+    if isinstance(obj, eqx.Module):
+        return all(_no_numpy_scalars(getattr(obj, f.name)) for f in dataclasses.fields(obj))
+    return True
+
+
+def test_numpy_numbers_are_accepted(getkey):
+    """NumPy integers for sizes (as nqz.sample takes them) and NumPy floats for densities and
+    powers give the same model as Python numbers, with Python numbers in its static fields."""
+    i64, i32, key = np.int64, np.int32, getkey()
+    pairs = [
+        (nqz.models.ARNNDense(SPIN4, i64(2), i32(3), machine_pow=i64(2), key=key),
+         nqz.models.ARNNDense(SPIN4, 2, 3, key=key)),
+        (nqz.models.ARNNDense(SPIN4, i64(2), [i64(3), i32(2)], key=key),
+         nqz.models.ARNNDense(SPIN4, 2, (3, 2), key=key)),
+        (nqz.models.ARNNConv1D(SPIN4, i64(2), i64(3), i32(3), i64(2), key=key),
+         nqz.models.ARNNConv1D(SPIN4, 2, 3, 3, 2, key=key)),
+        (nqz.models.ARNNConv2D(SPIN6, i64(2), 3, (i64(2), i32(3)), i64(1),
+                               lattice_shape=[i64(2), i64(3)], key=key),
+         nqz.models.ARNNConv2D(SPIN6, 2, 3, (2, 3), (1, 1), lattice_shape=(2, 3), key=key)),
+        (make(nqz.models.FastARNNConv2D)(SPIN6, 2, 3, i64(2), lattice_shape=(2, 3), key=key)[0],
+         make(nqz.models.FastARNNConv2D)(SPIN6, 2, 3, (2, 2), lattice_shape=(2, 3), key=key)[0]),
+        (nqz.nn.MaskedDense1D(i64(3), i32(1), i64(2), True, key=key),
+         nqz.nn.MaskedDense1D(3, 1, 2, True, key=key)),
+        (nqz.nn.MaskedConv1D(i64(1), i64(2), i64(2), i64(1), key=key),
+         nqz.nn.MaskedConv1D(1, 2, 2, 1, key=key)),
+        (nqz.models.RBM(SPIN4, alpha=np.float32(1.5), key=key),
+         nqz.models.RBM(SPIN4, alpha=1.5, key=key)),
+        (nqz.models.RBMModPhase(SPIN4, alpha=i64(2), key=key),
+         nqz.models.RBMModPhase(SPIN4, alpha=2, key=key)),
+        (nqz.models.RBMMultiVal(nqz.hilbert.Fock(2, 3), alpha=i64(1), key=key),
+         nqz.models.RBMMultiVal(nqz.hilbert.Fock(2, 3), alpha=1, key=key)),
+        (nqz.models.MLP(SPIN4, hidden_dims_alpha=(np.float64(1.0), i64(2)), key=key),
+         nqz.models.MLP(SPIN4, hidden_dims_alpha=(1.0, 2), key=key)),
+        (nqz.models.DeepSetRelDistance(nqz.hilbert.Particles(2, (1.0,)), 1, 1, 2, 1,
+                                       cusp_exponent=i64(5), key=key),
+         nqz.models.DeepSetRelDistance(nqz.hilbert.Particles(2, (1.0,)), 1, 1, 2, 1,
+                                       cusp_exponent=5, key=key)),
+    ]
+    for model, plain in pairs:
+        assert bool(eqx.tree_equal(model, plain)), type(plain).__name__
+        assert _no_numpy_scalars(model), type(plain).__name__
+    layer = nqz.nn.MaskedConv2D(1, 2, (2, 2), key=key)
+    fast = nqz.nn.FastMaskedConv2D(layer, (i64(2), i64(3)))
+    assert fast.lattice_shape == (2, 3) and type(fast.lattice_shape[0]) is int

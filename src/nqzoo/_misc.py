@@ -16,6 +16,13 @@ from jax import lax
 from jaxtyping import Array, ArrayLike
 
 
+#: The real scalars `positive_number` accepts (Python and NumPy floats and integers), for
+#: signatures: a sequence of sizes is annotated `Sequence[RealNumber]` so that its validator,
+#: which checks every entry and names the argument, also sees an `inf` or `2.5` entry (the
+#: signature's type check samples one entry of a sequence).
+RealNumber = float | int | np.floating | np.integer
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 

@@ -1,14 +1,16 @@
 """Autoregressive networks built from masked layers (NetKet's ARNNDense/Conv1D/Conv2D)."""
 
 import math
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
 
 from .._custom_types import Activation, Initializer
-from .._misc import positive_int, positive_int_pair
+from .._misc import positive_int, positive_int_pair, RealNumber
 from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert
 from ..nn import initializers, MaskedConv1D, MaskedConv2D, MaskedDense1D, reim_selu
@@ -25,25 +27,27 @@ from ._autoreg import (
 # --------------------------------------------------------------------------------------------
 
 
+# Sequences of sizes are `Sequence[RealNumber]`: their validators check every entry (see
+# `RealNumber`).
+
+
 def feature_list(features: object, layers: object, local_size: int) -> tuple[int, ...]:
     """NetKet's feature widths: an int `f` gives `(f,) * (layers - 1) + (local_size,)`."""
     layers = positive_int(layers, "layers")
-    if not isinstance(features, tuple | list):
+    if not isinstance(features, Sequence) or isinstance(features, str):
         return (positive_int(features, "features"),) * (layers - 1) + (local_size,)
-    features = tuple(features)
+    features = tuple(positive_int(f, f"features[{i}]") for i, f in enumerate(features))
     if len(features) != layers:
         raise ValueError(
             f"features has {len(features)} entries but layers={layers}; give one width per "
             f"layer (features={features!r})."
         )
-    for f in features:
-        positive_int(f, "every entry of features")
     if features[-1] != local_size:
         raise ValueError(
             f"The last entry of features must equal the Hilbert space's local_size="
             f"{local_size} (one output per local state), got features={features!r}."
         )
-    return tuple(int(f) for f in features)
+    return features
 
 
 def lattice_shape_of(n_sites: int, lattice_shape: object) -> tuple[int, int]:
@@ -59,7 +63,7 @@ def lattice_shape_of(n_sites: int, lattice_shape: object) -> tuple[int, int]:
     rows, cols = positive_int_pair(lattice_shape, "lattice_shape")
     if rows * cols != n_sites:
         raise ValueError(
-            f"lattice_shape={tuple(lattice_shape)!r} has {rows * cols} sites but the Hilbert "
+            f"lattice_shape={(rows, cols)!r} has {rows * cols} sites but the Hilbert "
             f"space has N={n_sites}."
         )
     return rows, cols
@@ -213,12 +217,12 @@ class ARNNDense(AbstractARNNSequential):
     def __init__(
         self,
         hilbert: object,
-        layers: int,
-        features: int | tuple[int, ...],
+        layers: int | np.integer,
+        features: int | np.integer | Sequence[RealNumber],
         activation: Activation = reim_selu,
         use_bias: bool = True,
         param_dtype: jnp.dtype | type = jnp.float64,
-        machine_pow: int | float = 2,
+        machine_pow: RealNumber = 2,
         kernel_init: Initializer = initializers.lecun_normal(),
         bias_init: Initializer = initializers.zeros,
         *,
@@ -273,14 +277,14 @@ class ARNNConv1D(AbstractARNNSequential):
     def __init__(
         self,
         hilbert: object,
-        layers: int,
-        features: int | tuple[int, ...],
-        kernel_size: int,
-        kernel_dilation: int = 1,
+        layers: int | np.integer,
+        features: int | np.integer | Sequence[RealNumber],
+        kernel_size: int | np.integer,
+        kernel_dilation: int | np.integer = 1,
         activation: Activation = reim_selu,
         use_bias: bool = True,
         param_dtype: jnp.dtype | type = jnp.float64,
-        machine_pow: int | float = 2,
+        machine_pow: RealNumber = 2,
         kernel_init: Initializer = initializers.lecun_normal(),
         bias_init: Initializer = initializers.zeros,
         *,
@@ -293,7 +297,7 @@ class ARNNConv1D(AbstractARNNSequential):
         - `features`: width of the hidden layers, an int `f` (giving
           `(f,) * (layers - 1) + (local_size,)`) or a tuple of `layers` widths ending in
           `hilbert.local_size`.
-        - `kernel_size`: `K`, taps per layer (the first layer has `K - 1`).
+        - `kernel_size`: `K >= 2`, taps per layer (the first layer, exclusive, has `K - 1`).
         - `kernel_dilation`: `d`, spacing between taps.
         - `activation`: applied between layers (default `nqzoo.nn.reim_selu`).
         - `use_bias`: whether the layers have biases.
@@ -307,6 +311,12 @@ class ARNNConv1D(AbstractARNNSequential):
         self.machine_pow = check_machine_pow(machine_pow)
         self.features = feature_list(features, layers, hilbert.local_size)
         self.kernel_size = positive_int(kernel_size, "kernel_size")
+        if self.kernel_size == 1:
+            raise ValueError(
+                "ARNNConv1D needs kernel_size >= 2, got kernel_size=1: its first layer is "
+                "exclusive (site i sees only sites < i), which leaves a 1-wide kernel no tap, "
+                "so no conditional could depend on the sites before it."
+            )
         self.kernel_dilation = positive_int(kernel_dilation, "kernel_dilation")
         self.activation = activation
         self.layers = _conv_layers(
@@ -342,17 +352,17 @@ class ARNNConv2D(AbstractARNNSequential):
     def __init__(
         self,
         hilbert: object,
-        layers: int,
-        features: int | tuple[int, ...],
-        kernel_size: tuple[int, int],
-        kernel_dilation: tuple[int, int] = (1, 1),
+        layers: int | np.integer,
+        features: int | np.integer | Sequence[RealNumber],
+        kernel_size: int | np.integer | Sequence[RealNumber],
+        kernel_dilation: int | np.integer | Sequence[RealNumber] = (1, 1),
         activation: Activation = reim_selu,
         use_bias: bool = True,
         param_dtype: jnp.dtype | type = jnp.float64,
-        machine_pow: int | float = 2,
+        machine_pow: RealNumber = 2,
         kernel_init: Initializer = initializers.lecun_normal(),
         bias_init: Initializer = initializers.zeros,
-        lattice_shape: tuple[int, int] | None = None,
+        lattice_shape: Sequence[RealNumber] | None = None,
         *,
         key: PRNGKeyArray,
     ):
@@ -363,8 +373,9 @@ class ARNNConv2D(AbstractARNNSequential):
         - `features`: width of the hidden layers, an int `f` (giving
           `(f,) * (layers - 1) + (local_size,)`) or a tuple of `layers` widths ending in
           `hilbert.local_size`.
-        - `kernel_size`: `(kh, kw)` (NetKet suggests `kh = kw // 2 + 1`).
-        - `kernel_dilation`: `(dh, dw)`.
+        - `kernel_size`: `(kh, kw)`, not `(1, 1)` (NetKet suggests `kh = kw // 2 + 1`); an
+          int `k` means `(k, k)`.
+        - `kernel_dilation`: `(dh, dw)`; an int `d` means `(d, d)`.
         - `activation`: applied between layers (default `nqzoo.nn.reim_selu`).
         - `use_bias`: whether the layers have biases.
         - `param_dtype`: dtype of the parameters (real or complex).
@@ -379,6 +390,13 @@ class ARNNConv2D(AbstractARNNSequential):
         self.machine_pow = check_machine_pow(machine_pow)
         self.features = feature_list(features, layers, hilbert.local_size)
         self.kernel_size = positive_int_pair(kernel_size, "kernel_size")
+        if self.kernel_size == (1, 1):
+            raise ValueError(
+                "ARNNConv2D needs a kernel larger than (1, 1), got kernel_size=(1, 1): its "
+                "first layer is exclusive (a site sees only earlier sites), and its mask "
+                "removes the only tap of a 1x1 kernel, so no conditional could depend on the "
+                "sites before it. Use kh >= 2 or kw >= 2."
+            )
         self.kernel_dilation = positive_int_pair(kernel_dilation, "kernel_dilation")
         self.lattice_shape = lattice_shape_of(hilbert.size, lattice_shape)
         self.activation = activation

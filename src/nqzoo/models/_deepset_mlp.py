@@ -9,7 +9,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
 
 from .._custom_types import Activation, Initializer
-from .._misc import positive_int, positive_ints
+from .._misc import positive_int, positive_ints, RealNumber
 from .._typecheck import check_fields
 from ..nn import gelu, initializers
 from ..nn._dense import Dense
@@ -19,8 +19,9 @@ from ..nn._misc import to_param_dtype
 #: Pooling over the set axis: called as `pooling(x, axis=-2)` (e.g. `jnp.sum`, `jnp.mean`).
 Pooling = Callable[..., Array]
 
-#: Layer widths: one positive int or a sequence of them.
-Widths = int | np.integer | Sequence[int | np.integer]
+#: Layer widths: one positive int or a sequence of them (entries checked by `positive_ints`;
+#: see `RealNumber`).
+Widths = int | np.integer | Sequence[RealNumber]
 
 
 def _dense_stack(

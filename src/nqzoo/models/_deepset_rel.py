@@ -1,7 +1,6 @@
 """NetKet's DeepSetRelDistance: DeepSets over the periodic pair distances of particles."""
 
 import math
-import numbers
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -19,6 +18,7 @@ from .._misc import (
     positive_int,
     positive_ints,
     positive_number,
+    RealNumber,
 )
 from .._typecheck import check_fields
 from ..hilbert import Particles
@@ -175,7 +175,7 @@ class DeepSetRelDistance(eqx.Module):
         layers_rho: int | np.integer,
         features_phi: Widths,
         features_rho: Widths,
-        cusp_exponent: numbers.Real | None = None,
+        cusp_exponent: RealNumber | None = None,
         activation: Activation | None = gelu,
         param_dtype: jnp.dtype | type = jnp.float64,
         params_init: Initializer = initializers.ones,

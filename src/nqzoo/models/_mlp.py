@@ -7,7 +7,13 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
 
 from .._custom_types import Activation, Initializer
-from .._misc import check_hilbert, positive_ints, units_from_density
+from .._misc import (
+    check_hilbert,
+    positive_ints,
+    positive_number,
+    RealNumber,
+    units_from_density,
+)
 from .._typecheck import check_fields
 from ..hilbert import AbstractHilbert
 from ..nn import gelu, initializers
@@ -31,9 +37,9 @@ def _resolve_hidden_dims(hidden_dims: object, hidden_dims_alpha: object, n_in: i
     return ()
 
 
-def _alphas(hidden_dims_alpha: float | int | Sequence[float | int]) -> tuple:
+def _alphas(hidden_dims_alpha: RealNumber | Sequence[RealNumber]) -> tuple:
     """`hidden_dims_alpha` as a tuple (a single number is one hidden layer)."""
-    if isinstance(hidden_dims_alpha, int | float | np.number):
+    if isinstance(hidden_dims_alpha, RealNumber):
         return (hidden_dims_alpha,)
     return tuple(hidden_dims_alpha)
 
@@ -81,7 +87,7 @@ class MLP(eqx.Module):
         self,
         hilbert: object,
         hidden_dims: int | np.integer | Sequence[int | np.integer] | None = None,
-        hidden_dims_alpha: float | int | Sequence[float | int] | None = None,
+        hidden_dims_alpha: RealNumber | Sequence[RealNumber] | None = None,
         param_dtype: jnp.dtype | type = jnp.float64,
         hidden_activations: Activation | Sequence[Activation | None] | None = gelu,
         output_activation: Activation | None = None,
@@ -141,7 +147,14 @@ class MLP(eqx.Module):
         )
         self.hilbert = hilbert
         self.hidden_dims = dims
-        self.hidden_dims_alpha = None if hidden_dims_alpha is None else _alphas(hidden_dims_alpha)
+        self.hidden_dims_alpha = (
+            None
+            if hidden_dims_alpha is None
+            else tuple(
+                positive_number(a, f"hidden_dims_alpha[{k}]")  # Python numbers
+                for k, a in enumerate(_alphas(hidden_dims_alpha))
+            )
+        )
         self.hidden_activations = (
             hidden_activations
             if hidden_activations is None or callable(hidden_activations)

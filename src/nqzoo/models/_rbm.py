@@ -6,7 +6,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float, Inexact, PRNGKeyArray, Real
 
 from .._custom_types import Activation, Initializer
-from .._misc import check_hilbert, inexact_dtype, units_from_density
+from .._misc import (
+    check_hilbert,
+    inexact_dtype,
+    positive_number,
+    RealNumber,
+    units_from_density,
+)
 from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert, Qubit
 from ..nn import initializers, log_cosh
@@ -107,7 +113,7 @@ class RBM(AbstractRBM):
     def __init__(
         self,
         hilbert: object,
-        alpha: float | int = 1,
+        alpha: RealNumber = 1,
         use_hidden_bias: bool = True,
         use_visible_bias: bool = True,
         activation: Activation = log_cosh,
@@ -135,7 +141,7 @@ class RBM(AbstractRBM):
         param_dtype = inexact_dtype(param_dtype)
         wkey, hkey, vkey = jax.random.split(key, 3)
         self.hilbert = hilbert
-        self.alpha = alpha
+        self.alpha = positive_number(alpha, "alpha")  # a Python number (NumPy scalars too)
         self.activation = activation
         self.kernel = kernel_init(wkey, (n_visible, n_hidden), param_dtype)
         self.hidden_bias = (
@@ -197,7 +203,7 @@ class RBMModPhase(AbstractRBM):
     def __init__(
         self,
         hilbert: object,
-        alpha: float | int = 1,
+        alpha: RealNumber = 1,
         use_hidden_bias: bool = True,
         activation: Activation = log_cosh,
         param_dtype: jnp.dtype | type = jnp.float64,
@@ -222,7 +228,7 @@ class RBMModPhase(AbstractRBM):
         )
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.hilbert = hilbert
-        self.alpha = alpha
+        self.alpha = positive_number(alpha, "alpha")  # a Python number (NumPy scalars too)
         self.activation = activation
         self.modulus_kernel = kernel_init(k1, (n_visible, n_hidden), param_dtype)
         self.phase_kernel = kernel_init(k3, (n_visible, n_hidden), param_dtype)
@@ -275,7 +281,9 @@ class RBMMultiVal(eqx.Module):
     rbm: RBM
     hilbert: AbstractDiscreteHilbert = eqx.field(static=True)
 
-    def __init__(self, hilbert: object, alpha: float | int = 1, *, key: PRNGKeyArray, **rbm_kwargs):
+    def __init__(
+        self, hilbert: object, alpha: RealNumber = 1, *, key: PRNGKeyArray, **rbm_kwargs
+    ):
         """**Arguments:**
 
         - `hilbert`: a discrete Hilbert space whose local states are `0, 1, …, C-1`

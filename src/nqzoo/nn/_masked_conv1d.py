@@ -8,7 +8,7 @@ from jax import lax
 from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray
 
 from .._custom_types import Initializer
-from .._misc import positive_int
+from .._misc import inexact_dtype, positive_int
 from .._typecheck import check_fields
 from . import initializers
 from ._misc import AbstractFastLayer, init_bias, roll_blocks, shift_mod, to_param_dtype
@@ -37,10 +37,10 @@ class MaskedConv1D(eqx.Module):
 
     def __init__(
         self,
-        in_features: int,
-        out_features: int,
-        kernel_size: int,
-        kernel_dilation: int = 1,
+        in_features: int | np.integer,
+        out_features: int | np.integer,
+        kernel_size: int | np.integer,
+        kernel_dilation: int | np.integer = 1,
         exclusive: bool = False,
         use_bias: bool = True,
         param_dtype: jnp.dtype | type = jnp.float64,
@@ -52,11 +52,13 @@ class MaskedConv1D(eqx.Module):
         """**Arguments:**
 
         - `in_features`, `out_features`: feature widths per site.
-        - `kernel_size`: `K`, a positive integer (the kernel has `K - exclusive` taps).
+        - `kernel_size`: `K`, a positive integer (the kernel has `K - exclusive` taps), at
+          least 2 if `exclusive` (a 1-wide exclusive kernel has no tap: it sees no site).
         - `kernel_dilation`: `d`, a positive integer.
         - `exclusive`: if true, site `j` sees only sites `< j`.
         - `use_bias`: whether to add the bias.
-        - `param_dtype`: dtype of the parameters (real or complex).
+        - `param_dtype`: dtype of the parameters, floating or complex (an integer dtype is
+          refused).
         - `kernel_init`, `bias_init`: initialisers (lecun normal and zeros by default).
         - `key`: a JAX PRNG key.
         """
@@ -65,6 +67,14 @@ class MaskedConv1D(eqx.Module):
         self.kernel_size = positive_int(kernel_size, "kernel_size")
         self.kernel_dilation = positive_int(kernel_dilation, "kernel_dilation")
         self.exclusive = bool(exclusive)
+        if self.n_taps == 0:
+            raise ValueError(
+                "kernel_size=1 with exclusive=True leaves the kernel no tap: an exclusive "
+                "layer drops the tap of the current site, and a 1-wide kernel has no other, "
+                "so the output would not depend on any site. Use kernel_size >= 2 (or "
+                "exclusive=False)."
+            )
+        param_dtype = inexact_dtype(param_dtype)
         kkey, bkey = jax.random.split(key)
         shape = (self.n_taps, self.in_features, self.out_features)
         self.kernel = kernel_init(kkey, shape, param_dtype)
@@ -112,11 +122,8 @@ class MaskedConv1D(eqx.Module):
         x = jnp.asarray(x)
         n, d = x.shape[0], self.kernel_dilation
         left = self.offset + d * (self.n_taps - 1)
-        xp = jnp.pad(x, ((max(left, 0), 0), (0, 0)))
-        if self.n_taps == 0:
-            taps = jnp.zeros((n, 0, self.in_features), x.dtype)
-        else:
-            taps = jnp.stack([xp[d * m : d * m + n] for m in range(self.n_taps)], axis=1)
+        xp = jnp.pad(x, ((left, 0), (0, 0)))
+        taps = jnp.stack([xp[d * m : d * m + n] for m in range(self.n_taps)], axis=1)
         return self.contract(taps)
 
 
@@ -193,8 +200,6 @@ class FastMaskedConv1D(AbstractFastLayer):
             )
             for m in range(taps)
         ]
-        if not rows:  # a one-tap exclusive layer sees no site
-            return layer.contract(jnp.zeros((0, layer.in_features), cache.dtype)), cache
         return layer.contract(jnp.concatenate(rows, 0)), cache
 
     def _step_partial_sums(self, inputs: Array, index: Array, cache: Array) -> tuple[Array, Array]:

@@ -1,5 +1,7 @@
 """The causal 2D convolution on a lattice in raster order and its fast (cached) wrapper."""
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -8,7 +10,7 @@ from jax import lax
 from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray
 
 from .._custom_types import Initializer
-from .._misc import positive_int, positive_int_pair
+from .._misc import inexact_dtype, positive_int, positive_int_pair, RealNumber
 from .._typecheck import check_fields
 from . import initializers
 from ._misc import AbstractFastLayer, init_bias, masked_init, roll_blocks, shift_mod, to_param_dtype
@@ -20,6 +22,10 @@ def conv2d_mask(kernel_size: tuple[int, int], exclusive: bool) -> np.ndarray:
     mask = np.ones((kh, kw))
     mask[kh - 1, kw // 2 + int(not exclusive) :] = 0
     return mask
+
+
+# Pairs of sizes are `Sequence[RealNumber]`: positive_int_pair checks both entries (see
+# `RealNumber`).
 
 
 class MaskedConv2D(eqx.Module):
@@ -49,10 +55,10 @@ class MaskedConv2D(eqx.Module):
 
     def __init__(
         self,
-        in_features: int,
-        out_features: int,
-        kernel_size: tuple[int, int],
-        kernel_dilation: tuple[int, int] = (1, 1),
+        in_features: int | np.integer,
+        out_features: int | np.integer,
+        kernel_size: int | np.integer | Sequence[RealNumber],
+        kernel_dilation: int | np.integer | Sequence[RealNumber] = (1, 1),
         exclusive: bool = False,
         use_bias: bool = True,
         param_dtype: jnp.dtype | type = jnp.float64,
@@ -64,11 +70,13 @@ class MaskedConv2D(eqx.Module):
         """**Arguments:**
 
         - `in_features`, `out_features`: feature widths per site.
-        - `kernel_size`: `(kh, kw)`, positive integers.
-        - `kernel_dilation`: `(dh, dw)`, positive integers.
+        - `kernel_size`: `(kh, kw)`, positive integers (an int `k` means `(k, k)`); not
+          `(1, 1)` if `exclusive` (the mask would leave the kernel no tap).
+        - `kernel_dilation`: `(dh, dw)`, positive integers (an int `d` means `(d, d)`).
         - `exclusive`: if true, a site sees only earlier sites in raster order.
         - `use_bias`: whether to add the bias.
-        - `param_dtype`: dtype of the parameters (real or complex).
+        - `param_dtype`: dtype of the parameters, floating or complex (an integer dtype is
+          refused).
         - `kernel_init`: initialiser, wrapped with NetKet's mask correction
           `sqrt(kh kw / mask.sum()) * mask * kernel_init(...)`.
         - `bias_init`: initialiser of the bias (zeros by default).
@@ -79,6 +87,14 @@ class MaskedConv2D(eqx.Module):
         self.kernel_size = positive_int_pair(kernel_size, "kernel_size")
         self.kernel_dilation = positive_int_pair(kernel_dilation, "kernel_dilation")
         self.exclusive = bool(exclusive)
+        if self.n_unmasked == 0:
+            raise ValueError(
+                f"kernel_size={self.kernel_size} with exclusive=True leaves the kernel no tap: "
+                "the mask of an exclusive layer removes the current site, the only tap of a "
+                "1x1 kernel, so the output would not depend on any site. Use a kernel with "
+                "kh >= 2 or kw >= 2 (or exclusive=False)."
+            )
+        param_dtype = inexact_dtype(param_dtype)
         kkey, bkey = jax.random.split(key)
         mask = conv2d_mask(self.kernel_size, self.exclusive)[:, :, None, None]
         shape = (*self.kernel_size, self.in_features, self.out_features)
@@ -192,7 +208,7 @@ class FastMaskedConv2D(AbstractFastLayer):
     def __init__(
         self,
         layer: MaskedConv2D,
-        lattice_shape: tuple[int, int],
+        lattice_shape: Sequence[RealNumber],
         cache: eqx.nn.StateIndex | None = None,
     ):
         """**Arguments:**
@@ -268,8 +284,7 @@ class FastMaskedConv2D(AbstractFastLayer):
             for p in range(kh)
             if p < kh - 1 or n_last > 0
         ]
-        taps = jnp.concatenate(rows) if rows else jnp.zeros((0, layer.in_features), cache.dtype)
-        return layer.contract(taps), cache
+        return layer.contract(jnp.concatenate(rows)), cache
 
     def _step_partial_sums(self, inputs, site_rc, out_rc, cache) -> tuple[Array, Array]:
         # The input of site s = (rs, cs) enters output (rs + a, cs + e) through the unmasked

@@ -8,7 +8,7 @@ from jax import lax
 from jaxtyping import Array, ArrayLike, Inexact, Int, PRNGKeyArray
 
 from .._custom_types import Initializer
-from .._misc import positive_int, site_index
+from .._misc import inexact_dtype, positive_int, site_index
 from .._typecheck import check_fields
 from . import initializers
 from ._misc import AbstractFastLayer, init_bias, masked_init, to_param_dtype
@@ -40,9 +40,9 @@ class MaskedDense1D(eqx.Module):
 
     def __init__(
         self,
-        n_sites: int,
-        in_features: int,
-        out_features: int,
+        n_sites: int | np.integer,
+        in_features: int | np.integer,
+        out_features: int | np.integer,
         exclusive: bool,
         use_bias: bool = True,
         param_dtype: jnp.dtype | type = jnp.float64,
@@ -57,7 +57,8 @@ class MaskedDense1D(eqx.Module):
         - `in_features`, `out_features`: feature widths per site.
         - `exclusive`: if true, site `j` sees only sites `< j` (first layer of a network).
         - `use_bias`: whether to add the per-site bias.
-        - `param_dtype`: dtype of the parameters (real or complex).
+        - `param_dtype`: dtype of the parameters, floating or complex (an integer dtype is
+          refused).
         - `kernel_init`: initialiser, wrapped with NetKet's mask correction
           `sqrt(mask.size / mask.sum()) * mask * kernel_init(...)`.
         - `bias_init`: initialiser of the bias (zeros by default).
@@ -67,6 +68,7 @@ class MaskedDense1D(eqx.Module):
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
         self.exclusive = bool(exclusive)
+        param_dtype = inexact_dtype(param_dtype)
         kkey, bkey = jax.random.split(key)
         shape = (self.n_sites * self.in_features, self.n_sites * self.out_features)
         self.kernel = masked_init(kernel_init, self.mask(), kkey, shape, param_dtype)
