@@ -217,7 +217,7 @@ def test_one_wide_non_exclusive_kernels_are_pointwise(getkey):
             np.testing.assert_allclose(out, layer(xs).reshape(5, 3)[j], rtol=1e-13)
 
 
-@pytest.mark.parametrize("kernel_size", [(1, 2), (1, 3), (2, 1), 2])
+@pytest.mark.parametrize("kernel_size", [(1, 3), (2, 1), 2])
 def test_conv2d_kernels_one_wide_along_one_axis_work(kernel_size, getkey):
     """(1, kw) sees the sites to the left in the row, (kh, 1) the site above: normalised over
     the whole space, and the fast steps give the slow conditionals."""
