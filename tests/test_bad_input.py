@@ -364,3 +364,19 @@ def test_numpy_numbers_are_accepted(getkey):
     layer = nqz.nn.MaskedConv2D(1, 2, (2, 2), key=key)
     fast = nqz.nn.FastMaskedConv2D(layer, (i64(2), i64(3)))
     assert fast.lattice_shape == (2, 3) and type(fast.lattice_shape[0]) is int
+
+
+def test_slow_conditional_index_out_of_range(getkey):
+    # the recomputing default step: a concrete index out of range raises, a traced one gives
+    # NaN probabilities instead of the conditional of the clamped site
+    hi = nqz.hilbert.Spin(0.5, 4)
+    model = nqz.models.ARNNDense(hi, layers=1, features=2, key=getkey())
+    x = hi.all_states()[3]
+    for index in (-1, 4):
+        with pytest.raises(ValueError, match="index"):
+            model.conditional(x, index)
+    step = eqx.filter_jit(lambda m, x, i: m.conditional(x, i))
+    p, _ = step(model, x, 4)
+    assert bool(jnp.isnan(p).all())
+    p, _ = step(model, x, 3)
+    assert bool(jnp.isfinite(p).all()) and float(p.sum()) == pytest.approx(1.0)

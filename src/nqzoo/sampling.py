@@ -216,6 +216,14 @@ def sample(
     n_samples = positive_int(n_samples, "n_samples")
     if chunk_size is not None:
         chunk_size = positive_int(chunk_size, "chunk_size")
+    if state is not None:
+        try:
+            jax.tree.leaves(state)
+        except ValueError as err:  # Equinox's "Attempted to use old state"
+            raise ValueError(
+                "state is an eqx.nn.State retired by an eager `state.set(...)`: pass the state "
+                "from eqx.nn.make_with_state (nqz.sample reads only its structure)."
+            ) from err
     x, log_prob = _sample_jit(model, state, key, n_samples, chunk_size, return_log_prob)
     if return_log_prob:
         return x, log_prob

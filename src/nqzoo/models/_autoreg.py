@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Inexact, Int, Num
 
-from .._misc import check_hilbert, positive_number
+from .._misc import check_hilbert, positive_number, site_index
 from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
 
@@ -220,8 +220,14 @@ class AbstractARNN(eqx.Module):
 
         **Returns:** `(log-conditional (local_size,), state)`.
         """
+        traced = isinstance(index, jax.core.Tracer)
+        index = site_index(index, self.hilbert.size)  # a concrete index out of range raises
         log_psi = self.conditionals_log_psi(x)
-        return jax.lax.dynamic_index_in_dim(log_psi, index, axis=0, keepdims=False), state
+        row = jax.lax.dynamic_index_in_dim(log_psi, index, axis=0, keepdims=False)
+        if traced:  # out of range: NaN rather than the conditional of the clamped site
+            in_range = (index >= 0) & (index < self.hilbert.size)
+            row = jnp.where(in_range, row, jnp.full((), jnp.nan, row.dtype))
+        return row, state
 
     def conditional(
         self,
