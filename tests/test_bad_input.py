@@ -376,7 +376,7 @@ def test_slow_conditional_index_out_of_range(getkey):
         with pytest.raises(ValueError, match="index"):
             model.conditional(x, index)
     step = eqx.filter_jit(lambda m, x, i: m.conditional(x, i))
-    p, _ = step(model, x, 4)
+    p, _ = step(model, x, jnp.asarray(4))
     assert bool(jnp.isnan(p).all())
-    p, _ = step(model, x, 3)
+    p, _ = step(model, x, jnp.asarray(3))
     assert bool(jnp.isfinite(p).all()) and float(p.sum()) == pytest.approx(1.0)
