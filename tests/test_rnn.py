@@ -236,6 +236,11 @@ def test_model_orderings_reorder_and_init(getkey):
         assert model.reorder_idx == tuple(ordering["reorder_idx"])
         assert model.prev_neighbors == tuple(map(tuple, ordering["prev_neighbors"]))
         assert model.layers[0].kernel.shape == (1 + 2 * 3, 4 * 3)
+    # the fast state keeps only the memories still to be read (plus a zero row)
+    assert models[0].tables.n_slots == 5
+    assert nqz.models.LSTMNet(
+        nqz.hilbert.Spin(0.5, 100), 1, 2, graph=nqz.lattice.Square(10), **ZEROS, key=getkey()
+    ).tables.n_slots == 11
     x = jnp.arange(16)
     np.testing.assert_array_equal(models[0].reorder(x), ordering["reorder_idx"])
     np.testing.assert_array_equal(models[0].inverse_reorder(models[0].reorder(x)), x)

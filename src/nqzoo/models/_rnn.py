@@ -37,7 +37,8 @@ from ._autoreg import (
 #: An integer array of an ordering: a NumPy or JAX array, or (nested) sequences of ints.
 IndexArray = ArrayLike | Sequence
 
-#: The recurrent memories of one layer at one step: `(cell memory (F,), hidden ring (R, F))`.
+#: The recurrent memories of one layer at one step: `(cell memory (F,), hidden memories
+#: still to be read (R, F))`.
 Carry = tuple[Array, Array]
 
 
@@ -90,10 +91,11 @@ class AbstractRNN(AbstractARNN):
 
     def initial_carries(self) -> tuple[Carry, ...]:
         """The all-zero memories of every layer before the first step: a cell memory `(F,)`
-        and a ring of hidden memories `(R, F)` (`R = 1` for a chain, else the ordering's
-        largest step distance to a previous neighbour, plus one zero row)."""
+        and the hidden memories later steps still read, `(R, F)` (`R = 1` for a chain, the
+        previous site; with an ordering, the most memories needed at once plus one row that
+        stays zero, for missing neighbours)."""
         tables = self.tables
-        rows = 1 if tables is None else tables.ring_size
+        rows = 1 if tables is None else tables.n_slots
         dtype = self.param_dtype
         return tuple(
             (jnp.zeros((cell.features,), dtype), jnp.zeros((rows, cell.features), dtype))
@@ -120,16 +122,17 @@ class AbstractRNN(AbstractARNN):
         tables = self.tables
         h = jnp.where(k >= 1, value, jnp.zeros((), value.dtype))[None]
         new = []
-        for cell, (c, ring) in zip(self.layers, carries):
+        for cell, (c, memories) in zip(self.layers, carries):
             if tables is None:
-                # a chain: the ring is the previous site's hidden memory (zero before the first)
-                hidden, slot = ring, jnp.int32(0)
+                # a chain: the previous site's hidden memory (zero before the first site)
+                c, h = cell(h, c, memories)
+                memories = h[None]
             else:
-                hidden = jnp.take(ring, jnp.asarray(tables.read_slot)[k], axis=0)
-                slot = lax.rem(k, np.int32(tables.window))
-            c, h = cell(h, c, hidden)
-            ring = lax.dynamic_update_index_in_dim(ring, h, slot, axis=0)
-            new.append((c, ring))
+                hidden = jnp.take(memories, jnp.asarray(tables.read_slot)[k], axis=0)
+                c, h = cell(h, c, hidden)
+                slot = jnp.asarray(tables.write_slot)[k]
+                memories = lax.dynamic_update_index_in_dim(memories, h, slot, axis=0)
+            new.append((c, memories))
         return h, tuple(new)
 
     def conditionals_log_psi(
@@ -400,8 +403,8 @@ class GRUNet1D(AbstractRNN):
 
 class AbstractFastRNN(AbstractFastARNN):
     """A recurrent network (the slow model, field `rnn`) whose memories live in an
-    `eqx.nn.State`, one entry per layer (`caches`): the cell memory `(F,)` and a ring of the
-    hidden memories the next steps read, `(R, F)` (`R = 1` on a chain).
+    `eqx.nn.State`, one entry per layer (`caches`): the cell memory `(F,)` and the hidden
+    memories later steps still read, `(R, F)` (`R = 1` on a chain; 11 on a 10x10 snake).
 
     The parameters, the ordering and the full forward pass are the slow model's
     (`to_slow()` is `rnn`). [`step`][nqzoo.models.AbstractFastRNN.step] runs ONE recurrent

@@ -18,6 +18,7 @@ graph (read through its `n_nodes`, `adjacency_list()` and, for the snake, `exten
 
 import dataclasses
 import functools
+import heapq
 from typing import Any
 
 import numpy as np
@@ -265,23 +266,24 @@ def _check_prev_neighbors(prev: np.ndarray, inv: np.ndarray, n_sites: int) -> No
 
 @dataclasses.dataclass(frozen=True)
 class StepTables:
-    """What one recurrent step reads, by step `k` (derived from an ordering, for the models).
+    """What one recurrent step reads and writes, by step `k` (derived from an ordering, for
+    the models).
 
-    The hidden memories are kept in a ring of `window + 1` rows: step `k` writes row
-    `k mod window`, and the last row stays zero (read for missing neighbours). `window` is
-    the largest number of steps between a site and one of its previous neighbours.
+    The hidden memories that later steps still read are kept in `n_slots` rows: step `k`
+    writes row `write_slot[k]` (a row whose memory has been read for the last time, reused)
+    and reads rows `read_slot[k]`; the last row stays zero (read for missing neighbours).
+    `n_slots - 1` is the most memories needed at once, e.g. 10 on a 10x10 snake (a ring of
+    the last steps would need as many rows as the longest step distance to a previous
+    neighbour, 81 on the periodic 10x10 lattice).
     """
 
     site: np.ndarray  # (N,) the site of step k
     step: np.ndarray  # (N,) the step of site i
     prev_site: np.ndarray  # (N,) the site of step k - 1 (0 at k = 0)
-    read_slot: np.ndarray  # (N, m) ring rows of the neighbours of step k
-    window: int
+    read_slot: np.ndarray  # (N, m) rows of the previous neighbours of step k (zero row: none)
+    write_slot: np.ndarray  # (N,) the row step k writes
+    n_slots: int
     n_neighbors: int
-
-    @property
-    def ring_size(self) -> int:
-        return self.window + 1
 
 
 @functools.lru_cache(maxsize=64)
@@ -290,16 +292,35 @@ def step_tables(
     inv_reorder_idx: tuple[int, ...],
     prev_neighbors: tuple[tuple[int, ...], ...],
 ) -> StepTables:
-    """The [`StepTables`][] of a checked ordering (cached)."""
+    """The [`StepTables`][] of a checked ordering (cached): rows assigned greedily, each step
+    taking the lowest row free once its last reader has read it."""
     site = np.asarray(reorder_idx, dtype=np.int32)
     step = np.asarray(inv_reorder_idx, dtype=np.int32)
     n = len(site)
     m = len(prev_neighbors[0]) if n else 0
     nb = np.asarray(prev_neighbors, dtype=np.int64).reshape(n, m)[site]  # by step
     present = nb >= 0
-    nb_step = np.where(present, step[np.where(present, nb, 0)], 0)
-    lag = np.where(present, np.arange(n)[:, None] - nb_step, 0)
-    window = max(int(lag.max(initial=0)), 1)
-    read_slot = np.where(present, (np.arange(n)[:, None] - lag) % window, window)
+    nb_step = np.where(present, step[np.where(present, nb, 0)], -1)
+    last = np.full(n, -1)  # the last step that reads the memory written at step j
+    for k in range(n):
+        for j in nb_step[k][present[k]]:
+            last[j] = max(last[j], k)
+    # a memory read last at step k frees its row for step k's own write (reads come first);
+    # one never read frees it at the next step
+    release: list[list[int]] = [[] for _ in range(n + 1)]
+    free: list[int] = []
+    write_slot = np.empty(n, dtype=np.int32)
+    used = 0
+    for k in range(n):
+        for row in release[k]:
+            heapq.heappush(free, row)
+        if free:
+            row = heapq.heappop(free)
+        else:
+            row, used = used, used + 1
+        write_slot[k] = row
+        release[last[k] if last[k] >= 0 else k + 1].append(row)
+    zero = used  # the row nothing writes
+    read_slot = np.where(present, write_slot[np.maximum(nb_step, 0)], zero).astype(np.int32)
     prev_site = np.concatenate([[0], site[:-1]]).astype(np.int32)
-    return StepTables(site, step, prev_site, read_slot.astype(np.int32), window, m)
+    return StepTables(site, step, prev_site, read_slot, write_slot, used + 1, m)
