@@ -59,6 +59,14 @@ class Flips(operators.AbstractOperator):
         return x_conn, jnp.concatenate([diag.astype(self.dtype)[..., None], mels], axis=-1)
 
 
+class DiagonalLast(Flips):
+    """Breaks the contract of `connected`: the diagonal element comes last."""
+
+    def _connected(self, x):
+        x_conn, mels = super()._connected(x)
+        return jnp.roll(x_conn, -1, axis=-2), jnp.roll(mels, -1, axis=-1)
+
+
 def _dense_from_matvec(matrix):
     eye = jnp.eye(matrix.n_states, dtype=matrix.dtype)
     return np.asarray(jax.vmap(lambda v: matrix @ v, out_axes=1)(eye))
@@ -239,6 +247,8 @@ def test_sparse_matrix_bad_input():
     # flips leave the total_sz = 0 sector
     with pytest.raises(ValueError, match="outside that"):
         exact.sparse_matrix(Flips(hilbert.Spin(0.5, 6, total_sz=0), seed=0))
+    with pytest.raises(ValueError, match="must list x itself first"):
+        exact.sparse_matrix(DiagonalLast(hilbert.Spin(0.5, 4), seed=0))
 
 
 @pytest.mark.parametrize(

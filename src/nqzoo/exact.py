@@ -219,9 +219,15 @@ def sparse_matrix(operator: object, *, chunk_size: numbers.Integral | None = Non
         start = min(stop, n_states - chunk_size)
         stop = start + chunk_size
         chunk = None if states is None else states[start:stop]
-        diag, cols, off, n_outside = _chunk_elements(
+        diag, cols, off, n_outside, n_not_first = _chunk_elements(
             params, static, hilbert, powers, start, chunk_size, chunk, lookup
         )
+        if int(n_not_first):
+            raise ValueError(
+                f"operator={type(operator).__name__}.connected(x) must list x itself first "
+                f"(with the diagonal element), as AbstractOperator documents; it does not for "
+                f"{int(n_not_first)} states of {hilbert!r}."
+            )
         if int(n_outside):
             raise ValueError(
                 f"operator={type(operator).__name__} connects states of {hilbert!r} to "
@@ -259,8 +265,8 @@ def sparse_matrix(operator: object, *, chunk_size: numbers.Integral | None = Non
 def _chunk_elements(params, static, hilbert, powers, start, size, chunk, lookup):
     """Connected elements of the states `start .. start + size`: the diagonal `(size,)`,
     the off-diagonal columns and values `(n_off, size)` (padding: the state's own column,
-    value 0), and how many connected configurations with a nonzero element fall outside a
-    constrained space."""
+    value 0), how many connected configurations with a nonzero element fall outside a
+    constrained space, and how many states are not their own first connected element."""
     operator = eqx.combine(params, static)
     rows = start + jnp.arange(size, dtype=np.int32)
     if chunk is None:
@@ -282,7 +288,8 @@ def _chunk_elements(params, static, hilbert, powers, start, size, chunk, lookup)
         cols = order[pos]
         outside = jnp.sum(keep & ~found, dtype=np.int32)
     cols = jnp.where(keep, cols, rows[:, None])
-    return mels[:, 0], cols.T, jnp.where(keep, off, 0).T, outside
+    not_first = jnp.sum(jnp.any(x_conn[:, 0] != x, axis=-1), dtype=np.int32)
+    return mels[:, 0], cols.T, jnp.where(keep, off, 0).T, outside, not_first
 
 
 def _codes(off: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, int]:

@@ -47,9 +47,10 @@ def natural_gradient(
 
     $g$ being the energy gradient of [`energy_and_grad`][nqzoo.vmc.energy_and_grad] and
     $\epsilon$ = `diag_shift`. This is NetKet's update: `VMC` with the `SR` preconditioner
-    (and `VMC_SR`) solve $(S + \epsilon)\,\delta = g$ with the same $S$ and the same
-    gradient (NetKet's `force_to_grad`, twice the force), so `delta` equals NetKet's
-    preconditioned gradient; apply it with an optax optimiser as a gradient (`optax.sgd(lr)`:
+    solves $(S + \epsilon)\,\delta = g$ with the same $S$ and the same gradient (NetKet's
+    `force_to_grad`, twice the force), so `delta` equals NetKet's preconditioned gradient (and
+    NetKet documents its `VMC_SR` driver as equivalent); apply it with an optax optimiser as a
+    gradient (`optax.sgd(lr)`:
     $\theta \leftarrow \theta - \mathrm{lr}\,\delta$).
 
     **Parameters.** Real parameters enter as they are. A complex parameter $a + ib$ enters,
