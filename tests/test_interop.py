@@ -123,11 +123,19 @@ def _shown(path):
 def test_one_explicit_table_and_no_registration():
     assert importlib.util.find_spec("nqzoo.interop._registry") is None
     table = interop._CONVERTERS
+    # the recurrent networks (round trips in test_rnn.py): NetKet keeps them in
+    # netket.experimental.models and has no plain-cell network (nqzoo's RNN/FastRNN convert
+    # to SimpleRNNNet/FastSimpleRNNNet built on NetKet's RNN layers)
+    recurrent = {"LSTMNet", "GRUNet1D", "FastLSTMNet", "FastGRUNet1D"}
+    plain = {"SimpleRNNNet": "RNN", "FastSimpleRNNNet": "FastRNN"}
     for name, (cls, from_fn, to_fn) in table.items():
-        assert getattr(nk.models, name) is not None
-        assert cls is getattr(nqz.models, name)
+        if name in recurrent:
+            assert getattr(nk.experimental.models, name) is not None
+        elif name not in plain:
+            assert getattr(nk.models, name) is not None
+        assert cls is getattr(nqz.models, plain.get(name, name))
         assert callable(from_fn) and callable(to_fn)
-    assert {case[0] for case in CASES} - {"RBM-complex"} == set(table)
+    assert {case[0] for case in CASES} - {"RBM-complex"} == set(table) - recurrent - set(plain)
 
 
 @pytest.mark.parametrize("name,module,shape,bias,flag", CASES, ids=IDS)
