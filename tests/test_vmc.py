@@ -183,6 +183,8 @@ SR_CASES = [  # (model, holomorphic, method, samples, chunk_size, weighted); P =
     ("holomorphic", False, "auto", 64, 5, False),  # 128 rows > 88: SR
     ("modphase", False, "minsr", 12, None, False),
     ("nonholomorphic", False, "sr", 10, None, False),
+    ("real", False, "cg", 8, 3, True),
+    ("modphase", False, "cg", 12, None, False),
 ]
 
 
@@ -197,15 +199,24 @@ def test_natural_gradient_equals_dense_reference(case):
         weights = jnp.asarray(np.random.default_rng(5).uniform(0.1, 1.1, n_samples))
         weights = weights / weights.sum()
     diag_shift = 1e-2
-    energy, delta = vmc.natural_gradient(
+    cg = {"cg_tol": 1e-12} if method == "cg" else {}
+    energy, delta, info = vmc.natural_gradient(
         model, x, e_loc, diag_shift, chunk_size,
-        weights=weights, method=method, holomorphic=holomorphic,
+        weights=weights, method=method, holomorphic=holomorphic, return_info=True, **cg,
     )  # fmt: skip
+    assert (int(info.n_iterations) > 0) == (method == "cg")
     expected = _reference_sr(model, x, e_loc, diag_shift, weights)
     w = np.full(n_samples, 1 / n_samples) if weights is None else np.asarray(weights)
     assert complex(energy) == pytest.approx(complex(w @ np.asarray(e_loc)), rel=1e-12)
     _, _, flatten = _real_view(model)
     np.testing.assert_allclose(flatten(delta), expected, rtol=1e-9, atol=1e-11)
+    if method == "cg":  # from the solution, nothing left to do
+        _, again, info = vmc.natural_gradient(
+            model, x, e_loc, diag_shift, chunk_size, weights=weights, method="cg",
+            cg_tol=1e-8, x0=delta, return_info=True,
+        )  # fmt: skip
+        assert int(info.n_iterations) == 0
+        np.testing.assert_array_equal(flatten(again), flatten(delta))
     params = eqx.filter(model, eqx.is_inexact_array)
     assert jax.tree.structure(delta) == jax.tree.structure(params)
     for d, p in zip(jax.tree.leaves(delta), jax.tree.leaves(params)):
@@ -339,10 +350,17 @@ def test_nonfinite_samples_are_reported():
         (lambda m, x, e: vmc.natural_gradient(m, x, e[:-1], 1e-3), TypeError, "e_loc"),
         (lambda m, x, e: vmc.energy_and_grad(m, x, e[:-1]), TypeError, "e_loc"),
         (lambda m, x, e: vmc.energy_and_grad(m, x, e, e[:-1].real), TypeError, "weights"),
-        (lambda m, x, e: vmc.natural_gradient(m, x, e, 1e-3, method="cg"), TypeError, "method"),
+        (lambda m, x, e: vmc.natural_gradient(m, x, e, 1e-3, method="lu"), TypeError, "method"),
         (lambda m, x, e: vmc.natural_gradient(m, x, e, 1e-3, holomorphic=True), ValueError,
          r"holomorphic=True\) needs every parameter complex"),
         (lambda m, x, e: vmc.energy_and_grad(m, x, e, chunk_size=0), ValueError, "chunk_size"),
+        (lambda m, x, e: vmc.natural_gradient(m, x, e, 1e-3, x0=m), ValueError, "x0 is the"),
+        (lambda m, x, e: vmc.natural_gradient(m, x, e, 1e-3, method="cg", x0=_model("modphase")),
+         ValueError, "x0 must be a pytree like"),
+        (lambda m, x, e: vmc.natural_gradient(m, x, e, 1e-3, method="cg", cg_tol=0.0),
+         ValueError, "cg_tol"),
+        (lambda m, x, e: vmc.natural_gradient(m, x, e, 1e-3, method="cg", cg_maxiter=0),
+         ValueError, "cg_maxiter"),
     ],
 )  # fmt: skip
 def test_bad_input(call, error, match):

@@ -27,6 +27,10 @@ class EstimatorInfo(typing.NamedTuple):
     """The number of samples (with a nonzero weight) whose local energy, `log ψ` or its
     gradient is NaN or infinite. When it is positive the energy and every entry of the
     gradient are NaN."""
+    n_iterations: Int[Array, ""]
+    """The iterations of an iterative solve (`natural_gradient(method="cg")`; 0 for the
+    direct solves and for `energy_and_grad`). Equal to `cg_maxiter` when the tolerance was
+    not reached."""
 
 
 def check_samples(x: object, e_loc: object, weights: object, caller: str) -> None:
@@ -168,4 +172,4 @@ def _energy_and_grad(model, x, e_loc, weights, chunk_size):
     # Descent direction of a complex leaf a + ib: dE/da + i dE/db = conj(jax.grad).
     grads = jax.tree.map(lambda g: jnp.conj(g) if jnp.iscomplexobj(g) else g, grads)
     energy, grads = poison((energy, grads), n_bad > 0)
-    return energy, grads, EstimatorInfo(n_bad)
+    return energy, grads, EstimatorInfo(n_bad, jnp.zeros((), jnp.int32))

@@ -7,11 +7,12 @@ import typing
 
 import equinox as eqx
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, Num, Real
 
-from .._misc import chunked_map
+from .._misc import chunked_map, positive_int
 from ._estimators import (
     check_chunk_size,
     check_samples,
@@ -22,7 +23,7 @@ from ._estimators import (
 )
 
 
-_METHODS = ("auto", "sr", "minsr")
+_METHODS = ("auto", "sr", "minsr", "cg")
 
 
 def natural_gradient(
@@ -33,8 +34,11 @@ def natural_gradient(
     chunk_size: numbers.Integral | None = None,
     *,
     weights: Real[ArrayLike, " n_samples"] | None = None,
-    method: typing.Literal["auto", "sr", "minsr"] = "auto",
+    method: typing.Literal["auto", "sr", "minsr", "cg"] = "auto",
     holomorphic: bool = False,
+    cg_tol: numbers.Real = 1e-6,
+    cg_maxiter: numbers.Integral = 500,
+    x0: eqx.Module | None = None,
     return_info: bool = False,
 ) -> tuple[Inexact[Array, ""], eqx.Module] | tuple[Inexact[Array, ""], eqx.Module, EstimatorInfo]:
     r"""Stochastic reconfiguration: the update $\delta = (S + \epsilon\,\mathbb{1})^{-1} g$.
@@ -76,6 +80,17 @@ def natural_gradient(
     float32, where an ill-conditioned $S$ (small `diag_shift`) loses digits. `delta` is cast
     back to each parameter's dtype.
 
+    **Conjugate gradients.** `method="cg"` solves the parameter-space system iteratively
+    without forming the Jacobian, as NetKet's `QGTOnTheFly`: each iteration computes
+    $S v$ as a Jacobian-vector product of $\log\psi$ over the samples followed by a
+    vector-Jacobian product (the forward pass is linearised once), in the model's dtype,
+    the iteration itself in float64. It stops when $\|(S + \epsilon)\delta - g\| \le$
+    `cg_tol` $\|g\|$ or after `cg_maxiter` iterations (`info.n_iterations` says which),
+    starting from `x0` (for instance the previous step's `delta`) or from 0. Complex
+    parameters always enter as their real and imaginary parts (`holomorphic` is not used).
+    Each iteration costs about three forward passes: for a large model with few samples
+    this is much cheaper than forming $AA^\dagger$, at the price of an approximate solve.
+
     **Cost and memory.** The Jacobian $O$ is one `vmap` of `grad` over the samples (a
     `jacrev` giving real and imaginary parts for a complex $\log\psi$ of real parameters),
     `chunk_size` samples at a time if given (bounding the backward pass's intermediates);
@@ -112,8 +127,11 @@ def natural_gradient(
       checked). With 0, $S$ (or $AA^\dagger$) must be positive definite, else `delta` is NaN.
     - `chunk_size`: samples per chunk of the Jacobian, or `None` for all at once.
     - `weights`: optional probabilities `(B,)` summing to one, replacing the sample mean.
-    - `method`: `"auto"` (the smaller of $M$ and $P$), `"sr"` or `"minsr"`.
-    - `holomorphic`: treat complex parameters as holomorphic (see above).
+    - `method`: `"auto"` (the smaller of $M$ and $P$), `"sr"`, `"minsr"` (direct solves) or
+      `"cg"` (conjugate gradients).
+    - `holomorphic`: treat complex parameters as holomorphic (see above; direct solves).
+    - `cg_tol`, `cg_maxiter`: relative residual and iteration limit of `method="cg"`.
+    - `x0`: the starting point of `method="cg"`, a pytree like `delta` (or `None`: 0).
     - `return_info`: also return an [`EstimatorInfo`][nqzoo.vmc.EstimatorInfo].
 
     **Returns:** `(energy, delta)` (or `(energy, delta, info)`): the mean local energy in the
@@ -122,8 +140,9 @@ def natural_gradient(
 
     **Raises:** `ValueError` naming the argument for a negative or non-finite `diag_shift`,
     lengths of `x`, `e_loc`, `weights` that differ, an unknown `method`, `holomorphic=True`
-    with a real parameter, a `chunk_size` that is not a positive integer, and (eager calls)
-    non-finite samples.
+    with a real parameter, a `cg_tol` outside (0, 1), a `cg_maxiter` that is not a positive
+    integer, an `x0` without `method="cg"` or unlike the parameters, a `chunk_size` that is
+    not a positive integer, and (eager calls) non-finite samples.
     """
     check_samples(x, e_loc, weights, "natural_gradient")
     chunk_size = check_chunk_size(chunk_size)
@@ -142,13 +161,36 @@ def natural_gradient(
         raise ValueError(f"method must be one of {_METHODS}, got method={method!r}.")
     if not isinstance(holomorphic, bool):
         raise ValueError(f"holomorphic must be True or False, got holomorphic={holomorphic!r}.")
+    if isinstance(cg_tol, bool) or not isinstance(cg_tol, numbers.Real) or not 0 < cg_tol < 1:
+        raise ValueError(f"cg_tol must be a number in (0, 1), got cg_tol={cg_tol!r}.")
+    cg_maxiter = positive_int(cg_maxiter, "cg_maxiter")
+    if x0 is not None:
+        if method != "cg":
+            raise ValueError(
+                f"x0 is the starting point of method='cg'; got x0 with method={method!r}."
+            )
+        if _signature(x0) != _signature(model):
+            raise ValueError(
+                "x0 must be a pytree like the model's parameters (the delta of an earlier "
+                "natural_gradient call), with the same shapes and dtypes."
+            )
     x, e_loc = jnp.asarray(x), jnp.asarray(e_loc)
     weights = None if weights is None else jnp.asarray(weights)
+    holomorphic = holomorphic and method != "cg"
+    cg = (float(cg_tol), cg_maxiter) if method == "cg" else None
     energy, delta, info = _natural_gradient(
-        model, x, e_loc, jnp.asarray(diag_shift), weights, chunk_size, method, holomorphic
-    )
+        model, x, e_loc, jnp.asarray(diag_shift), weights, chunk_size, method, holomorphic,
+        cg, x0,
+    )  # fmt: skip
     raise_if_nonfinite(info, x.shape[0], "natural_gradient")
     return (energy, delta, info) if return_info else (energy, delta)
+
+
+def _signature(tree: typing.Any) -> tuple:
+    """The structure, shapes and dtypes of a pytree's inexact arrays."""
+    arrays = eqx.filter(tree, eqx.is_inexact_array)
+    leaves, treedef = jax.tree.flatten(arrays)
+    return treedef, [(leaf.shape, leaf.dtype) for leaf in leaves]
 
 
 def _solve_dtype(dtype: jnp.dtype) -> np.dtype:
@@ -158,7 +200,9 @@ def _solve_dtype(dtype: jnp.dtype) -> np.dtype:
 
 
 @eqx.filter_jit
-def _natural_gradient(model, x, e_loc, diag_shift, weights, chunk_size, method, holomorphic):
+def _natural_gradient(
+    model, x, e_loc, diag_shift, weights, chunk_size, method, holomorphic, cg, x0
+):
     e_loc = jax.lax.stop_gradient(e_loc)
     params, static = eqx.partition(model, eqx.is_inexact_array)
     leaves, treedef = jax.tree.flatten(params)
@@ -190,6 +234,13 @@ def _natural_gradient(model, x, e_loc, diag_shift, weights, chunk_size, method, 
             "real values; use holomorphic=False."
         )
     split = complex_out and not holomorphic  # rows for Re log ψ and Im log ψ
+
+    if method == "cg":
+        delta, energy, n_bad, n_iterations = _solve_cg(
+            log_psi, solve_leaves, x, e_loc, diag_shift, weights, chunk_size, cg, x0
+        )
+        return _finish(delta, energy, n_bad, n_iterations, leaves, is_complex, holomorphic,
+                       solve_leaves, treedef)  # fmt: skip
 
     # One vmap of grad (jacrev for the real and imaginary parts) over the samples, which also
     # gives log ψ itself, to report samples where it is not finite.
@@ -245,7 +296,13 @@ def _natural_gradient(model, x, e_loc, diag_shift, weights, chunk_size, method, 
             jax.scipy.linalg.cho_factor(s, lower=True), a_h @ (2 * b)
         )
 
-    # Back to the model's leaves and dtypes.
+    return _finish(delta, energy, n_bad, jnp.zeros((), jnp.int32), leaves, is_complex,
+                   holomorphic, solve_leaves, treedef)  # fmt: skip
+
+
+def _finish(delta, energy, n_bad, n_iterations, leaves, is_complex, holomorphic, solve_leaves,
+            treedef):  # fmt: skip
+    """The flat solution back to the model's leaves and dtypes; NaN if samples were bad."""
     sizes = [math.prod(leaf.shape) for leaf in solve_leaves]
     pieces = jnp.split(delta, np.cumsum(sizes)[:-1]) if sizes else []
     pieces = iter([p.reshape(leaf.shape) for p, leaf in zip(pieces, solve_leaves)])
@@ -258,7 +315,71 @@ def _natural_gradient(model, x, e_loc, diag_shift, weights, chunk_size, method, 
             out.append(next(pieces).astype(leaf.dtype))
     delta = jax.tree.unflatten(treedef, out)
     energy, delta = poison((energy, delta), n_bad > 0)
-    return energy, delta, EstimatorInfo(n_bad)
+    return energy, delta, EstimatorInfo(n_bad, n_iterations)
+
+
+def _solve_cg(log_psi, solve_leaves, x, e_loc, diag_shift, weights, chunk_size, cg, x0):
+    """(S + eps) delta = g by conjugate gradients, S v from a linearised log ψ and its
+    transpose (a vjp), over the real parameters `solve_leaves`."""
+    tol, maxiter = cg
+
+    def log_psi_all(p):
+        return chunked_map(lambda xc: log_psi(p, xc), x, chunk_size, checkpoint=True)
+
+    values, linear = jax.linearize(log_psi_all, solve_leaves)
+    _, transpose = jax.vjp(log_psi_all, solve_leaves)
+    n = x.shape[0]
+    flat, unravel = jax.flatten_util.ravel_pytree(solve_leaves)
+    dtype = _solve_dtype(flat.dtype)
+    out_dtype = _solve_dtype(np.promote_types(values.dtype, e_loc.dtype))
+    w = sample_weights(weights, n, jnp.finfo(dtype).dtype)
+    active = w != 0
+    finite = jnp.isfinite(values) & jnp.isfinite(e_loc)
+    n_bad = jnp.sum(~jnp.isfinite(w) | (active & ~finite), dtype=jnp.int32)
+    e_active = jnp.where(active, e_loc, 0)
+    energy = jnp.sum(w.astype(e_loc.dtype) * e_active)
+    w_out = w.astype(out_dtype)
+
+    def o_dagger(y):  # Re sum_s conj(O_s) y_s, as a flat real vector (vjp(c) = Re c^T O)
+        cotangent = jnp.conj(jnp.where(active, y, 0))
+        cotangent = cotangent if jnp.iscomplexobj(values) else cotangent.real
+        (tree,) = transpose(cotangent.astype(values.dtype))
+        return jax.flatten_util.ravel_pytree(tree)[0].astype(dtype)
+
+    def operator(v):  # (S + eps) v
+        u = jnp.where(active, linear(unravel(v.astype(flat.dtype))), 0).astype(out_dtype)
+        u = u - jnp.sum(w_out * u)
+        return o_dagger(w_out * u) + diag_shift.astype(dtype) * v
+
+    delta_e = (e_active - energy).astype(out_dtype)
+    g = 2 * o_dagger(w_out * delta_e)
+    if x0 is None:
+        start = jnp.zeros_like(g)
+    else:
+        parts = [q for leaf in jax.tree.leaves(eqx.filter(x0, eqx.is_inexact_array))
+                 for q in _split(leaf, jnp.iscomplexobj(leaf))]  # fmt: skip
+        start = jax.flatten_util.ravel_pytree(parts)[0].astype(dtype)
+    bound = (tol * jnp.linalg.norm(g)) ** 2
+
+    def cond(state):
+        _, _, _, rs, k = state
+        return (rs > bound) & (k < maxiter)
+
+    def body(state):
+        v, r, p, rs, k = state
+        ap = operator(p)
+        alpha = rs / jnp.vdot(p, ap)
+        v, r = v + alpha * p, r - alpha * ap
+        rs_new = jnp.vdot(r, r)
+        return v, r, r + (rs_new / rs) * p, rs_new, k + 1
+
+    # From 0 the residual is g itself (no product: one iteration's work saved; evaluating the
+    # linearised product on a constant zero vector here also gave inf under jit for a
+    # 100-site RBM, an XLA CPU issue not reproduced in isolation).
+    r = g if x0 is None else g - operator(start)
+    state = (start, r, r, jnp.vdot(r, r), jnp.zeros((), jnp.int32))
+    delta, *_, n_iterations = jax.lax.while_loop(cond, body, state)
+    return delta, energy, n_bad, n_iterations
 
 
 def _parts(z: Array) -> tuple[Array, Array]:
