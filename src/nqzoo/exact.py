@@ -491,8 +491,8 @@ def tfim_chain_energy(n_sites: numbers.Integral, h: numbers.Real, J: numbers.Rea
     $$H = -h \sum_{i=1}^{N} \sigma^x_i + J \sum_{i=1}^{N} \sigma^z_i \sigma^z_{i+1},
       \qquad \sigma_{N+1} = \sigma_1,$$
 
-    so `J < 0` is the ferromagnet ($-|J|\sum\sigma^z\sigma^z$, the convention of
-    `examples/tfim.py` with its `J` equal to `-J` here). A Jordan-Wigner transformation maps
+    so `J < 0` is the ferromagnet ($-|J|\sum\sigma^z\sigma^z$; `examples/ground_state.py`
+    builds its TFIM with `J = -1`). A Jordan-Wigner transformation maps
     each parity sector to free fermions with
     $\varepsilon_k = 2\sqrt{h^2 + J^2 + 2hJ\cos k}$: antiperiodic momenta
     $k = \pi(2m+1)/N$ in the even sector, periodic $k = 2\pi m/N$ in the odd one. Each pair
