@@ -380,3 +380,92 @@ def test_slow_conditional_index_out_of_range(getkey):
     assert bool(jnp.isnan(p).all())
     p, _ = step(model, x, jnp.asarray(3))
     assert bool(jnp.isfinite(p).all()) and float(p.sum()) == pytest.approx(1.0)
+
+
+# --- item 3: values outside the local states ---------------------------------------------------
+
+FOCK2 = nqz.hilbert.Fock(2, 4)
+SPIN4_SZ0 = nqz.hilbert.Spin(0.5, 4, total_sz=0)
+
+
+class _Markov(nqz.models.AbstractARNN):
+    """A user subclass: the conditional of site i depends on site i-1 only."""
+
+    hilbert: nqz.hilbert.AbstractDiscreteHilbert = eqx.field(static=True)
+    table: jax.Array
+    machine_pow: int = eqx.field(static=True, default=2)
+
+    def __init__(self, hilbert, key):
+        self.hilbert = hilbert
+        self.table = jax.random.normal(key, (hilbert.local_size + 1, hilbert.local_size))
+
+    def conditionals_log_psi(self, x):
+        idx = self.hilbert.states_to_local_indices(x)
+        prev = jnp.concatenate([jnp.full((*idx.shape[:-1], 1), self.hilbert.local_size),
+                                idx[..., :-1]], axis=-1)
+        logits = self.table[jnp.clip(prev, 0, self.hilbert.local_size)]
+        return nqz.models.normalize_log_conditionals(logits, self.machine_pow)
+
+
+# (build(key) -> model, hilbert, bad values); every model indexes its input by local state
+INDEXED = [
+    ("ARNNDense", lambda k: nqz.models.ARNNDense(SPIN4, layers=2, features=3, key=k),
+     SPIN4, [0.0, 0.5, 3.0, np.nan]),
+    ("ARNNConv1D-Fock", lambda k: nqz.models.ARNNConv1D(FOCK2, layers=2, features=3,
+                                                        kernel_size=2, key=k),
+     FOCK2, [3.0, -1.0, 0.5, np.nan]),
+    ("FastARNNConv1D", lambda k: make(nqz.models.FastARNNConv1D)(
+        SPIN4, layers=2, features=3, kernel_size=2, key=k)[0], SPIN4, [0.0, 0.5, np.nan]),
+    ("LSTMNet", lambda k: nqz.models.LSTMNet(SPIN4, layers=1, features=3, key=k),
+     SPIN4, [0.0, 3.0, np.nan]),
+    ("ARNNDense-total_sz", lambda k: nqz.models.ARNNDense(SPIN4_SZ0, layers=2, features=3,
+                                                          key=k), SPIN4_SZ0, [0.0, np.nan]),
+    ("user subclass", lambda k: _Markov(FOCK2, k), FOCK2, [3.0, 0.5, np.nan]),
+    ("RBMMultiVal", lambda k: nqz.models.RBMMultiVal(FOCK2, alpha=1, key=k),
+     FOCK2, [3.0, -1.0, 0.5, np.nan]),
+]
+
+
+@pytest.mark.parametrize("name, build, hilbert, bad", INDEXED, ids=[c[0] for c in INDEXED])
+def test_values_outside_the_local_states_give_nan(name, build, hilbert, bad, getkey):
+    # a row holding a value that is not a local state is NaN, eager and jitted; the other
+    # rows of the batch keep their amplitudes (before the fix the row got the amplitude of
+    # the state its index rounds or wraps to)
+    model = build(getkey())
+    x = np.asarray(hilbert.all_states()[:2], dtype=np.float64)
+    reference = np.asarray(model(jnp.asarray(x)))
+    assert np.isfinite(reference).all()
+    jitted = eqx.filter_jit(lambda m, x: m(x))
+    for value in bad:
+        y = x.copy()
+        y[1, 2] = value
+        for call in (model, lambda x: jitted(model, x)):
+            out = np.asarray(call(jnp.asarray(y)))
+            assert np.isnan(out[1]), (name, value, out)
+            assert out[0] == reference[0], (name, value)
+
+
+def test_is_local_state():
+    assert np.asarray(SPIN4.is_local_state(jnp.array([1.0, -1.0, 0.0, 0.5]))).tolist() == [
+        True, True, False, False]
+    assert np.asarray(FOCK2.is_local_state(jnp.array([0, 2, 3, -1]))).tolist() == [
+        True, True, False, False]
+    assert not bool(FOCK2.is_local_state(jnp.array([0.0, 1.0, jnp.nan, 2.0]))[2])
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda k: nqz.models.RBM(SPIN4, alpha=1, key=k),
+        lambda k: nqz.models.MLP(SPIN4, key=k),
+        lambda k: nqz.models.ARNNDense(SPIN4, layers=2, features=3, key=k),
+        lambda k: nqz.models.LSTMNet(SPIN4, layers=1, features=3, key=k),
+        lambda k: nqz.models.RBMMultiVal(FOCK2, alpha=1, key=k),
+    ],
+)
+def test_complex_configurations_are_refused(build, getkey):
+    # before, MLP and the autoregressive models dropped the imaginary part without a word
+    model = build(getkey())
+    x = jnp.asarray(model.hilbert.all_states()[0], dtype=jnp.complex128)
+    with pytest.raises(TypeError, match="parameter 'x'"):
+        model(x)

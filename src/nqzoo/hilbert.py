@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, Num, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Num, PRNGKeyArray, Real
 
 from ._misc import int_at_least, positive_int, positive_number
 
@@ -137,7 +137,7 @@ class AbstractDiscreteHilbert(AbstractHilbert):
         return np.dtype(np.int8) if -128 <= lo and hi <= 127 else np.dtype(np.int32)
 
     def states_to_local_indices(
-        self, x: Num[ArrayLike, "*batch {self.N}"]
+        self, x: Real[ArrayLike, "*batch {self.N}"]
     ) -> Int[Array, "*batch {self.N}"]:
         """Map local values to their indices in `local_states` (affine, like NetKet).
 
@@ -151,6 +151,29 @@ class AbstractDiscreteHilbert(AbstractHilbert):
         step = self.local_states[1] - start if self.local_size > 1 else 1
         x = jnp.asarray(x)
         return jnp.round((x - start) / step).astype(jnp.int32)
+
+    def is_local_state(
+        self, x: Real[ArrayLike, "*batch {self.N}"]
+    ) -> Bool[Array, "*batch {self.N}"]:
+        """Which entries of `x` are one of `local_states`.
+
+        `False` for NaN, for a value between two local states (0 or 0.5 on a Spin-1/2 space)
+        and for a value beyond them (3 on `Fock(2, N)`). Models that index by local state
+        (autoregressive models, [`nqzoo.models.RBMMultiVal`][]) give `log ψ = NaN` to a
+        configuration holding such a value, instead of the amplitude of the state its index
+        rounds to.
+
+        **Arguments:**
+
+        - `x`: configurations, `(*batch, N)`.
+
+        **Returns:** a boolean array of the same shape.
+        """
+        x = jnp.asarray(x)
+        idx = self.states_to_local_indices(x)
+        inside = (idx >= 0) & (idx < self.local_size)
+        table = jnp.asarray(self.local_states, dtype=x.dtype)
+        return inside & (table[jnp.clip(idx, 0, self.local_size - 1)] == x)
 
     def local_indices_to_states(
         self, idx: Int[ArrayLike, "*batch {self.N}"]

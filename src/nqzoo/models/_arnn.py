@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray, Real
 
 from .._custom_types import Activation, Initializer
 from .._misc import positive_int, positive_int_pair, RealNumber
@@ -100,7 +100,7 @@ class AbstractARNNSequential(AbstractARNN):
         return self.layers[0].kernel.dtype
 
     def conditionals_log_psi(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
         """Normalised log-conditionals `log ψ_i(k | x_<i)` of every site.
 

@@ -6,7 +6,7 @@ import inspect
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Bool, Float, Inexact, Int, Num
+from jaxtyping import Array, ArrayLike, Bool, Float, Inexact, Int, Real
 
 from .._misc import check_hilbert, positive_number, site_index
 from .._typecheck import check_fields
@@ -130,7 +130,7 @@ class AbstractARNN(eqx.Module):
 
     @abc.abstractmethod
     def conditionals_log_psi(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
         """The network's normalised log-conditionals `log ψ_i(k | x_<i)` at every site.
 
@@ -162,7 +162,7 @@ class AbstractARNN(eqx.Module):
     def constrain(
         self,
         log_psi: Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"],
-        x: Num[ArrayLike, "*batch {self.hilbert.size}"],
+        x: Real[ArrayLike, "*batch {self.hilbert.size}"],
     ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
         """Apply the Hilbert space's constraint to the log-conditionals of every site of `x`.
 
@@ -188,7 +188,7 @@ class AbstractARNN(eqx.Module):
         return mask_log_conditionals(log_psi, allowed, self.machine_pow)
 
     def conditionals(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Float[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
         """Conditional probabilities `|ψ_i(k | x_<i)|^machine_pow` (constrained).
 
@@ -204,7 +204,7 @@ class AbstractARNN(eqx.Module):
 
     def step(
         self,
-        x: Num[ArrayLike, " {self.hilbert.size}"],
+        x: Real[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State | None = None,
     ) -> tuple[Inexact[Array, " {self.hilbert.local_size}"], eqx.nn.State | None]:
@@ -231,7 +231,7 @@ class AbstractARNN(eqx.Module):
 
     def conditional(
         self,
-        x: Num[ArrayLike, " {self.hilbert.size}"],
+        x: Real[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State | None = None,
         *,
@@ -279,14 +279,23 @@ class AbstractARNN(eqx.Module):
         return p / jnp.where(total > 0, total, 1), state
 
     def __call__(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch"]:
-        """Normalised `log ψ(x)`, shape `(*batch,)`; `-inf` (in the real part) for a
-        configuration outside a constrained space."""
+        """Normalised `log ψ(x)`, shape `(*batch,)`.
+
+        `-inf` (in the real part) for a configuration outside a constrained space, and NaN
+        for one holding a value that is not one of `hilbert.local_states` (NaN, 0.5 on a
+        Spin-1/2 space, 3 on `Fock(2, N)`: see
+        [`is_local_state`][nqzoo.hilbert.AbstractDiscreteHilbert.is_local_state]), whether
+        or not the call is traced.
+        """
         log_psi_cond = self.constrain(self.conditionals_log_psi(x), x)
         idx: Int[Array, "*batch {self.hilbert.size}"] = self.hilbert.states_to_local_indices(x)
+        idx = jnp.clip(idx, 0, self.hilbert.local_size - 1)  # invalid rows are NaN below
         picked = jnp.take_along_axis(log_psi_cond, idx[..., None], axis=-1)[..., 0]
-        return picked.sum(axis=-1)
+        log_psi = picked.sum(axis=-1)
+        valid = jnp.all(self.hilbert.is_local_state(x), axis=-1)
+        return jnp.where(valid, log_psi, jnp.full((), jnp.nan, log_psi.dtype))
 
 
 class AbstractFastARNN(AbstractARNN):
@@ -303,7 +312,7 @@ class AbstractFastARNN(AbstractARNN):
 
     def conditional(
         self,
-        x: Num[ArrayLike, " {self.hilbert.size}"],
+        x: Real[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State | None = None,
         *,
@@ -342,7 +351,7 @@ class AbstractFastARNN(AbstractARNN):
     @abc.abstractmethod
     def step(
         self,
-        x: Num[ArrayLike, " {self.hilbert.size}"],
+        x: Real[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State,
     ) -> tuple[Inexact[Array, " {self.hilbert.local_size}"], eqx.nn.State]:

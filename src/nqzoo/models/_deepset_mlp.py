@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray, Real
 
 from .._custom_types import Activation, Initializer
 from .._misc import positive_int, positive_ints, RealNumber
@@ -159,7 +159,7 @@ class DeepSetMLP(eqx.Module):
         return tuple(layer.out_features for layer in self.rho[:-1])
 
     def __call__(
-        self, x: Num[ArrayLike, "*batch n_set {self.in_features}"]
+        self, x: Real[ArrayLike, "*batch n_set {self.in_features}"]
     ) -> Inexact[Array, "*batch"]:
         """**Arguments:**
 

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jaxtyping import Array, ArrayLike, Inexact, Int, Num
+from jaxtyping import Array, ArrayLike, Inexact, Int, Real
 
 from .._misc import site_index
 from .._typecheck import check_fields
@@ -51,14 +51,14 @@ class AbstractFastARNNSequential(AbstractFastARNN):
         return self.arnn
 
     def conditionals_log_psi(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
         """The slow model's normalised log-conditionals (see `arnn`)."""
         return self.arnn.conditionals_log_psi(x)
 
     def step(
         self,
-        x: Num[ArrayLike, " {self.hilbert.size}"],
+        x: Real[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State,
     ) -> tuple[Inexact[Array, " {self.hilbert.local_size}"], eqx.nn.State]:

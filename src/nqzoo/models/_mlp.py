@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray, Real
 
 from .._custom_types import Activation, Initializer
 from .._misc import (
@@ -178,7 +178,7 @@ class MLP(eqx.Module):
         """The activation after each hidden layer (None for none)."""
         return _resolve_activations(self.hidden_activations, len(self.hidden_dims))
 
-    def __call__(self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]) -> Inexact[Array, "*batch"]:
+    def __call__(self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]) -> Inexact[Array, "*batch"]:
         """**Arguments:**
 
         - `x`: configurations, `(*batch, N)`.

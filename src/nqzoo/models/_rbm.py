@@ -339,9 +339,13 @@ class RBMMultiVal(eqx.Module):
         **Returns:** `log ψ(x)`, shape `(*batch,)`.
         """
         check_fields(self)
-        x = jnp.asarray(x)
+        x = x_in = jnp.asarray(x)
         if not jnp.issubdtype(x.dtype, jnp.integer):
             x = x.astype(jnp.int32)
         real = jnp.finfo(self.rbm.kernel.dtype).dtype
         one_hot = jax.nn.one_hot(x, self.n_classes, dtype=real)
-        return self.rbm(one_hot.reshape(*x.shape[:-1], self.n_classes * self.hilbert.size))
+        log_psi = self.rbm(one_hot.reshape(*x.shape[:-1], self.n_classes * self.hilbert.size))
+        # A value outside the local states (NaN, 0.5, n_max + 1) would one-hot to zeros or
+        # to a neighbouring class: its row is NaN instead.
+        valid = jnp.all(self.hilbert.is_local_state(x_in), axis=-1)
+        return jnp.where(valid, log_psi, jnp.full((), jnp.nan, log_psi.dtype))

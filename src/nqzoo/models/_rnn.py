@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import Array, ArrayLike, Inexact, Int, Num, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Inexact, Int, PRNGKeyArray, Real
 
 from .._custom_types import Initializer
 from .._misc import as_index, inexact_dtype
@@ -136,7 +136,7 @@ class AbstractRNN(AbstractARNN):
         return h, tuple(new)
 
     def conditionals_log_psi(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
         """Normalised log-conditionals `log ψ_i(k | earlier sites)` of every site, in site
         order (one `lax.scan` over the steps).
@@ -452,14 +452,14 @@ class AbstractFastRNN(AbstractFastARNN):
         return self.rnn.inverse_reorder(x, axis)
 
     def conditionals_log_psi(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
         """The slow model's normalised log-conditionals (see `rnn`)."""
         return self.rnn.conditionals_log_psi(x)
 
     def step(
         self,
-        x: Num[ArrayLike, " {self.hilbert.size}"],
+        x: Real[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State,
     ) -> tuple[Inexact[Array, " {self.hilbert.local_size}"], eqx.nn.State]:

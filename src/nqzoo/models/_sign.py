@@ -10,7 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Inexact, Int, Num
+from jaxtyping import Array, ArrayLike, Bool, Float, Inexact, Int, Real
 
 from ..hilbert import AbstractDiscreteHilbert
 from ..lattice import Grid
@@ -96,7 +96,7 @@ class MarshallSign(eqx.Module):
         return np.asarray(self.lattice.sublattice()) == 1
 
     def __call__(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch"]:
         """`log ψ'(x) = log ψ(x) + iπ n_down^B(x)`, complex, shape `(*batch,)`."""
         x = jnp.asarray(x)
@@ -164,7 +164,7 @@ class MarshallSignARNN(AbstractARNN):
         return table
 
     def conditionals_log_psi(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
         """The wrapped model's log-conditionals plus the sign's phases (complex)."""
         log_psi = self.model.conditionals_log_psi(x)
@@ -173,7 +173,7 @@ class MarshallSignARNN(AbstractARNN):
 
     def step(
         self,
-        x: Num[ArrayLike, " {self.hilbert.size}"],
+        x: Real[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State | None = None,
     ) -> tuple[Inexact[Array, " {self.hilbert.local_size}"], eqx.nn.State | None]:
@@ -186,7 +186,7 @@ class MarshallSignARNN(AbstractARNN):
 
     def conditional(
         self,
-        x: Num[ArrayLike, " {self.hilbert.size}"],
+        x: Real[ArrayLike, " {self.hilbert.size}"],
         index: Int[ArrayLike, ""],
         state: eqx.nn.State | None = None,
         *,

@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Inexact, Num
+from jaxtyping import Array, ArrayLike, Inexact, Num, Real
 
 from ..hilbert import AbstractDiscreteHilbert
 from ..lattice import Grid
@@ -43,7 +43,7 @@ class AbstractOperator(eqx.Module):
         """The number of connected elements per configuration (padding included)."""
 
     def connected(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
     ) -> tuple[
         Num[Array, "*batch {self.n_conn} {self.hilbert.size}"],
         Inexact[Array, "*batch {self.n_conn}"],

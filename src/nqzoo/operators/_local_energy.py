@@ -4,7 +4,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Inexact, Num
+from jaxtyping import Array, ArrayLike, Inexact, Real
 
 from .._misc import chunked_map, positive_int
 from ..hilbert import AbstractHilbert
@@ -14,7 +14,7 @@ from ._base import AbstractOperator
 def local_energy(
     log_psi: Callable,
     operator: AbstractOperator,
-    x: Num[ArrayLike, "*batch {operator.hilbert.size}"],
+    x: Real[ArrayLike, "*batch {operator.hilbert.size}"],
     chunk_size: numbers.Integral | None = None,
 ) -> Inexact[Array, "*batch"]:
     r"""The local energies of a wavefunction,

@@ -12,7 +12,7 @@ import typing
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Inexact, Int, Num, Real
+from jaxtyping import Array, ArrayLike, Inexact, Int, Real
 
 from .._misc import chunked_map, positive_int
 
@@ -89,7 +89,7 @@ def poison(tree: typing.Any, bad: Array) -> typing.Any:
 
 def energy_and_grad(
     model: eqx.Module,
-    x: Num[ArrayLike, "n_samples n_sites"],
+    x: Real[ArrayLike, "n_samples n_sites"],
     e_loc: Inexact[ArrayLike, " n_samples"],
     weights: Real[ArrayLike, " n_samples"] | None = None,
     chunk_size: numbers.Integral | None = None,

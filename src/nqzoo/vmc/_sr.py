@@ -10,7 +10,7 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Inexact, Num, Real
+from jaxtyping import Array, ArrayLike, Inexact, Real
 
 from .._misc import chunked_map, positive_int
 from ._estimators import (
@@ -28,7 +28,7 @@ _METHODS = ("auto", "sr", "minsr", "cg")
 
 def natural_gradient(
     model: eqx.Module,
-    x: Num[ArrayLike, "n_samples n_sites"],
+    x: Real[ArrayLike, "n_samples n_sites"],
     e_loc: Inexact[ArrayLike, " n_samples"],
     diag_shift: numbers.Real | Real[ArrayLike, ""],
     chunk_size: numbers.Integral | None = None,
