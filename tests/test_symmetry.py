@@ -5,12 +5,17 @@ import itertools
 import pickle
 import warnings
 
+import jax
 import netket as nk
 import numpy as np
 import pytest
 
+import nqzoo.lattice as lattice
 import nqzoo.symmetry as symmetry
+from nqzoo.interop.netket import group_from_netket, group_to_netket
 from nqzoo.symmetry import check_characters, check_group, PermutationGroup
+
+from .helpers import netket_promotion
 
 
 def _netket_graph(kind, *args, **kwargs):
@@ -228,3 +233,259 @@ def test_check_characters():
 
 def test_module_exports():
     assert set(symmetry.__all__) >= {"PermutationGroup", "check_group", "check_characters"}
+
+
+# -- lattice groups against NetKet ------------------------------------------------------------
+
+LATTICES = [
+    ((2,), True), ((4,), True), ((5,), True), ((6,), False), ((1,), False),
+    ((2, 2), True), ((3, 3), True), ((4, 4), True), ((4, 4), False), ((3, 5), True),
+    ((4, 2), True), ((3, 4), (True, False)), ((4, 4), (True, False)), ((3, 3), False),
+    ((2, 2, 2), True), ((3, 3, 3), True), ((2, 3, 2), False), ((3, 3, 2), (True, True, False)),
+    ((2, 2, 2, 2), False),
+]  # fmt: skip
+LATTICE_IDS = [f"{'x'.join(map(str, e))}-{p}" for e, p in LATTICES]
+GROUPS = ["translation_group", "point_group", "rotation_group", "space_group"]
+
+
+@pytest.mark.parametrize("extent,pbc", LATTICES, ids=LATTICE_IDS)
+def test_lattice_groups_equal_netket(extent, pbc):
+    lat = lattice.Grid(extent, pbc)
+    nk_lat = _netket_graph("Grid", list(extent), pbc=pbc)
+    for name in GROUPS:
+        ours = getattr(lat, name)()
+        theirs = getattr(nk_lat, name)()
+        # equal as sets (NetKet repeats elements that act identically on tiny lattices) ...
+        assert {tuple(r) for r in ours.perms.tolist()} == {
+            tuple(r) for r in np.asarray(theirs).tolist()
+        }
+        # ... and in the same order, once NetKet's repeats are dropped
+        np.testing.assert_array_equal(ours.perms, np.asarray(theirs.remove_duplicates()))
+        assert ours.lattice_action.n_elements == len(ours)
+        assert group_from_netket(theirs) == ours
+    assert len(lat.point_group()) * len(lat.translation_group()) >= len(lat.space_group())
+
+
+@pytest.mark.parametrize("kind,args", [("Chain", (8,)), ("Square", (4,)), ("Hypercube", (3, 3))])
+def test_named_lattices_and_rotation_space_group(kind, args):
+    ours = getattr(lattice, kind)(*args)
+    theirs = _netket_graph(kind, *args)
+    for name in GROUPS:
+        np.testing.assert_array_equal(
+            getattr(ours, name)().perms, np.asarray(getattr(theirs, name)())
+        )
+    rotations = theirs.space_group(theirs._point_group.rotation_group())
+    np.testing.assert_array_equal(
+        ours.space_group(ours.rotation_group()).perms, np.asarray(rotations)
+    )
+    sizes = {"Chain": 2, "Square": 8, "Hypercube": 48}
+    assert len(ours.point_group()) == sizes[kind]
+
+
+def test_convention_matches_netket_action_and_dense_symm(getkey):
+    lat = lattice.Square(3)
+    group = lat.space_group()
+    nk_group = _netket_graph("Square", 3).space_group()
+    x = np.arange(9.0)[None] + 10 * np.arange(2.0)[:, None]
+    for g in range(len(group)):  # NetKet's elements act on x as x[..., perms[g]]
+        np.testing.assert_array_equal(np.asarray(nk_group[g](x)), x[..., group.perms[g]])
+    # a translation by r moves the configuration by +r
+    t = lat.translation_group()
+    r = t.lattice_action.translations[4]
+    moved = np.zeros(9)
+    for i, c in enumerate(lat.coordinates()):
+        moved[lat.site_index(c + r)] = x[0, i]
+    np.testing.assert_array_equal(x[0, t.perms[4]], moved)
+    # NetKet's symmetric layer sees the feature of element g at x as that of the identity at
+    # g^-1 x: y_g(x) = y_e(x[..., perms[inverse[g]]])
+    layer = nk.nn.DenseSymm(symmetries=nk_group, features=2, mode="matrix")
+    with netket_promotion():
+        params = layer.init(jax.random.key(0), x[:, None, :])
+        y = np.asarray(layer.apply(params, x[:, None, :]))  # (batch, features, G)
+        for g in (1, 5, 17, 40):
+            xg = x[..., group.perms[group.inverse[g]]]
+            y_e = np.asarray(layer.apply(params, xg[:, None, :]))[..., 0]
+            np.testing.assert_allclose(y[..., g], y_e, rtol=1e-12)
+
+
+def test_lattice_action_is_consistent():
+    # r_{gh} = r_g + M_g r_h (mod L), M_{gh} = M_g M_h for the space group's affine maps
+    for lat in (lattice.Square(4), lattice.Grid((3, 4), (True, False)), lattice.Chain(5, False)):
+        group = lat.space_group()
+        act, pt = group.lattice_action, group.product_table
+        ext = np.asarray(lat.extent)
+        lin = np.einsum("gab,hbc->ghac", act.linear, act.linear)
+        np.testing.assert_array_equal(lin, act.linear[pt])
+        r = act.translations[:, None] + np.einsum("gab,hb->gha", act.linear, act.translations)
+        np.testing.assert_array_equal(r % ext, act.translations[pt] % ext)
+
+
+# -- characters of one-dimensional irreps ----------------------------------------------------
+
+
+def _netket_1d_irreps(nk_space_group, k):
+    table = np.asarray(nk_space_group.space_group_irreps(np.asarray(k)))
+    return table[np.abs(table[:, 0] - 1) < 1e-9]
+
+
+@pytest.mark.parametrize("extent", [(6,), (5,), (4, 4), (3, 3), (4, 6), (2, 2)], ids=str)
+def test_sectors_against_netket(extent):
+    lat = lattice.Grid(extent)
+    group = lat.space_group()
+    nk_group = _netket_graph("Grid", list(extent)).space_group()
+    sectors = group.sectors()
+    # every one-dimensional irrep, each once
+    table = group.character_table()
+    one_dim = table[np.abs(table[:, 0] - 1) < 1e-9]
+    assert len(sectors) == len(one_dim)
+    for s in sectors:
+        assert np.sum(np.max(np.abs(one_dim - s.characters), axis=1) < 1e-10) == 1
+        np.testing.assert_array_equal(s.characters, group.characters(s.momentum, s.point_irrep))
+        if len(nk_group) == len(group):  # NetKet's characters at the same momentum
+            theirs = _netket_1d_irreps(nk_group, s.momentum)
+            assert np.min(np.max(np.abs(theirs - s.characters), axis=1)) < 1e-10
+    assert sectors[0].point_irrep in ("A1", "A1g") and np.all(sectors[0].characters == 1)
+    # the translation group: every momentum, as NetKet's momentum_irrep
+    t = lat.translation_group()
+    assert len(t.sectors()) == len(t)
+    for s in t.sectors():
+        theirs = (
+            _netket_graph("Grid", list(extent))
+            .translation_group()
+            .momentum_irrep(np.asarray(s.momentum))
+        )
+        np.testing.assert_allclose(s.characters, theirs, atol=1e-12)
+
+
+def test_point_irrep_names_square():
+    group = lattice.Square(4).point_group()
+    irreps = group.point_irreps()
+    assert list(irreps) == ["A1", "A2", "B1", "B2"]
+    mats = group.lattice_action.linear
+    for g, m in enumerate(mats):
+        rotation90 = abs(m[0, 0]) == 0 and np.linalg.det(m) > 0
+        axis_reflection = abs(m[0, 0]) == 1 and np.linalg.det(m) < 0
+        diagonal_reflection = abs(m[0, 0]) == 0 and np.linalg.det(m) < 0
+        if rotation90:
+            assert [irreps[n][g] for n in ("A2", "B1", "B2")] == [1, -1, -1]
+        if axis_reflection:
+            assert [irreps[n][g] for n in ("A2", "B1", "B2")] == [-1, 1, -1]
+        if diagonal_reflection:
+            assert [irreps[n][g] for n in ("A2", "B1", "B2")] == [-1, -1, 1]
+    assert list(lattice.Chain(6).space_group().point_irreps()) == ["A1", "A2"]
+    assert list(lattice.Grid((4, 6)).point_group().point_irreps()) == ["A1", "A2", "B1", "B2"]
+    assert list(lattice.Hypercube(3, 3).point_group().point_irreps()) == [
+        "A1g", "A2g", "A1u", "A2u"
+    ]  # fmt: skip
+    # C4 alone: complex irreps, generic names
+    assert list(lattice.Square(4).rotation_group().point_irreps()) == ["A1", "chi1", "chi2", "chi3"]
+
+
+@pytest.mark.parametrize(
+    "lat,momentum,irrep",
+    [
+        (lattice.Chain(6), None, "A1"),
+        (lattice.Chain(6), (np.pi,), "A2"),
+        (lattice.Square(4), (np.pi, np.pi), "B2"),
+        (lattice.Square(4), None, "A2"),
+    ],
+)
+def test_projection_lands_in_the_sector(lat, momentum, irrep):
+    """psi_chi(x) = sum_g chi_g psi(g x) has psi_chi(h x) = conj(chi_h) psi_chi(x)."""
+    rng = np.random.default_rng(1)
+    n = lat.n_sites
+    w = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+    b = rng.normal(size=n) + 1j * rng.normal(size=n)
+
+    def psi(x):  # an arbitrary, non-symmetric amplitude
+        return np.exp(0.1 * np.einsum("...i,ij,...j->...", x, w, x) + x @ b)
+
+    sg, tg = lat.space_group(), lat.translation_group()
+    for group, chi in ((sg, sg.characters(momentum, irrep)), (tg, tg.characters(momentum))):
+        x = rng.normal(size=(4, n))  # any values: generic, no accidental symmetry
+        proj = np.einsum("g,bg->b", chi, psi(x[:, group.perms]))
+        for h in range(len(group)):
+            xh = x[:, group.perms[h]]
+            proj_h = np.einsum("g,bg->b", chi, psi(xh[:, group.perms]))
+            np.testing.assert_allclose(proj_h, np.conj(chi[h]) * proj, rtol=1e-10)
+
+
+def test_complex_momentum_projection():
+    lat = lattice.Chain(5)
+    group = lat.translation_group()
+    chi = group.characters((2 * np.pi * 2 / 5,))
+    np.testing.assert_allclose(chi, np.exp(-2j * np.pi * 2 * np.arange(5) / 5), atol=1e-15)
+    # x_g for a translation by r is x moved by +r; the projection has psi(t_r x) = e^{ikr} psi
+    rng = np.random.default_rng(0)
+    table = {}
+
+    def psi(x):
+        key = tuple(x)
+        if key not in table:
+            table[key] = rng.normal() + 1j * rng.normal()
+        return table[key]
+
+    x = np.array([1, -1, -1, 1, 1])
+    proj = sum(c * psi(x[p]) for c, p in zip(chi, group.perms))
+    xr = x[group.perms[1]]
+    proj_r = sum(c * psi(xr[p]) for c, p in zip(chi, group.perms))
+    np.testing.assert_allclose(proj_r, np.conj(chi[1]) * proj, rtol=1e-12)
+
+
+def test_characters_bad_input():
+    square = lattice.Square(4).space_group()
+    with pytest.raises(ValueError, match="momentum=.* is not invariant under the point group"):
+        square.characters((np.pi, 0.0))
+    with pytest.raises(ValueError, match="momentum along axis 0 must be 2 pi m / 4"):
+        square.characters((0.3, 0.0))
+    with pytest.raises(ValueError, match="momentum must be 2 finite numbers"):
+        square.characters((0.0,))
+    with pytest.raises(ValueError, match=r"point_irrep must be one of \['A1', 'A2', 'B1', 'B2'\]"):
+        square.characters(None, "E")
+    with pytest.raises(ValueError, match="momentum along axis 1 must be 0"):
+        lattice.Grid((4, 3), (True, False)).translation_group().characters((0.0, np.pi))
+    # a tiny lattice: the reflection of a 2-site ring is the identity, so no odd sector
+    assert list(lattice.Chain(2).space_group().point_irreps()) == ["A1"]
+    # a lattice action that does not match the permutations
+    ring = lattice.Chain(4).translation_group()
+    act = ring.lattice_action
+    wrong = symmetry.LatticeAction(act.extent, act.pbc, act.translations[[0, 2, 1, 3]], act.linear)
+    bad = PermutationGroup(ring.perms, lattice_action=wrong)
+    with pytest.raises(ValueError, match="is not a representation"):
+        bad.characters((np.pi / 2,))
+    with pytest.raises(ValueError, match="lattice_action describes 4 elements but perms has 2"):
+        PermutationGroup(ring.perms[[0, 2]], lattice_action=wrong)
+    plain = PermutationGroup(np.array(square.perms))
+    assert plain.lattice_action is None
+    np.testing.assert_array_equal(plain.characters(), np.ones(len(plain)))
+    with pytest.raises(ValueError, match="momentum needs a lattice group"):
+        plain.characters((0.0, 0.0))
+    with pytest.raises(ValueError, match="point_irrep must index a one-dimensional row"):
+        plain.characters(point_irrep=len(plain.character_table()) - 1)
+    np.testing.assert_allclose(plain.characters(point_irrep=1), plain.character_table()[1])
+    assert len(plain.sectors()) == 8 and plain.sectors()[0].momentum is None
+    with pytest.raises(ValueError, match="point_group must be a point group of this lattice"):
+        lattice.Square(4).space_group(lattice.Square(3).rotation_group())
+
+
+# -- NetKet conversion -------------------------------------------------------------------------
+
+
+def test_group_from_netket_any_group():
+    graph = _netket_graph("Square", 3)
+    for nk_group in (graph.automorphisms(), graph.point_group(), graph.space_group()):
+        ours = group_from_netket(nk_group)
+        np.testing.assert_array_equal(ours.perms, np.asarray(nk_group.to_array()))
+        np.testing.assert_array_equal(ours.product_table[ours.inverse], nk_group.product_table)
+        back = group_to_netket(ours)
+        np.testing.assert_array_equal(np.asarray(back), ours.perms)
+        assert group_from_netket(back) == ours
+    # the lattice comes along for NetKet's space and translation groups, or when given
+    assert group_from_netket(graph.space_group()).lattice_action is not None
+    assert group_from_netket(graph.point_group()).lattice_action is None
+    assert group_from_netket(graph.point_group(), lattice=graph) is lattice.Square(3).point_group()
+    # repeats (a 2-site periodic axis) are dropped, keeping the first
+    nk_small = _netket_graph("Chain", 2).space_group()
+    assert len(nk_small) == 4 and len(group_from_netket(nk_small)) == 2
+    with pytest.raises(TypeError, match="nk_group must be a NetKet PermutationGroup"):
+        group_from_netket(np.eye(3, dtype=int))

@@ -18,13 +18,16 @@ any finite group (see
 [`PermutationGroup.irrep_matrices`][nqzoo.symmetry.PermutationGroup.irrep_matrices]).
 """
 
-from typing import Any
+import dataclasses
+import itertools
+import math
+from typing import Any, NamedTuple
 
 import numpy as np
 from jaxtyping import Complex, Int
 
 
-__all__ = ["PermutationGroup", "check_group", "check_characters"]
+__all__ = ["PermutationGroup", "LatticeAction", "Sector", "check_group", "check_characters"]
 
 
 _IRREP_SEED = 20240614
@@ -118,9 +121,9 @@ class PermutationGroup:
     `nqzoo.interop.netket.group_from_netket`.
     """
 
-    __slots__ = ("_perms", "_hash", "_cache", "_structure")
+    __slots__ = ("_perms", "_hash", "_cache", "_action")
 
-    def __init__(self, perms: Any):
+    def __init__(self, perms: Any, *, lattice_action: "LatticeAction | None" = None):
         """**Arguments:**
 
         - `perms`: integer array-like of shape `(n_elements, n_sites)` (or another
@@ -128,12 +131,34 @@ class PermutationGroup:
           moves to `i`. The rows must be distinct permutations of `range(n_sites)`, include the
           identity and be closed under composition. The identity is moved to row 0 (the other
           rows keep their order).
+        - `lattice_action`: optional [`LatticeAction`][nqzoo.symmetry.LatticeAction], one
+          affine map of the lattice per row of `perms` (the lattice's group methods fill it in;
+          it enables [`characters`][nqzoo.symmetry.PermutationGroup.characters] with momenta
+          and point-group irreps). Taken from `perms` when that is a `PermutationGroup`.
 
-        **Raises:** `ValueError` naming `perms` otherwise.
+        **Raises:** `ValueError` naming `perms` (or `lattice_action`) otherwise.
         """
-        structure = perms._structure if isinstance(perms, PermutationGroup) else None
+        if lattice_action is None and isinstance(perms, PermutationGroup):
+            lattice_action = perms.lattice_action
         array = _as_perms(perms)
         n_elements, n_sites = array.shape
+        if lattice_action is not None:
+            if not isinstance(lattice_action, LatticeAction):
+                raise TypeError(
+                    "lattice_action must be a nqzoo.symmetry.LatticeAction or None, got "
+                    f"lattice_action={lattice_action!r}."
+                )
+            if lattice_action.n_elements != n_elements:
+                raise ValueError(
+                    f"lattice_action describes {lattice_action.n_elements} elements but perms "
+                    f"has {n_elements} rows."
+                )
+            if math.prod(lattice_action.extent) != n_sites:
+                raise ValueError(
+                    f"lattice_action is for a lattice of extent {lattice_action.extent} "
+                    f"({math.prod(lattice_action.extent)} sites) but perms permutes {n_sites} "
+                    "sites."
+                )
         is_identity = np.all(array == np.arange(n_sites), axis=1)
         if not is_identity.any():
             raise ValueError(
@@ -142,8 +167,10 @@ class PermutationGroup:
             )
         first = int(np.argmax(is_identity))
         if first != 0:
-            array = np.concatenate([array[first : first + 1], array[:first], array[first + 1 :]])
-            structure = None
+            order = np.r_[first, np.arange(first), np.arange(first + 1, n_elements)]
+            array = array[order]
+            if lattice_action is not None:
+                lattice_action = lattice_action._take(order)
         lookup = _RowLookup(array)
         if not lookup.unique:
             _, index, counts = np.unique(array, axis=0, return_index=True, return_counts=True)
@@ -157,7 +184,7 @@ class PermutationGroup:
         object.__setattr__(self, "_perms", array)
         object.__setattr__(self, "_hash", hash((array.shape, array.tobytes())))
         object.__setattr__(self, "_cache", {"lookup": lookup})
-        object.__setattr__(self, "_structure", structure)
+        object.__setattr__(self, "_action", lattice_action)
 
     # -- immutability, hashing, pickling --------------------------------------------------
 
@@ -176,10 +203,11 @@ class PermutationGroup:
         return self._hash == other._hash and np.array_equal(self._perms, other._perms)
 
     def __reduce__(self):
-        return (_rebuild, (np.array(self._perms), self._structure))
+        return (_rebuild, (np.array(self._perms), self._action))
 
     def __repr__(self) -> str:
-        return f"PermutationGroup(n_elements={self.n_elements}, n_sites={self.n_sites})"
+        where = "" if self._action is None else f", lattice extent={self._action.extent}"
+        return f"PermutationGroup(n_elements={self.n_elements}, n_sites={self.n_sites}{where})"
 
     def __len__(self) -> int:
         return self._perms.shape[0]
@@ -202,6 +230,12 @@ class PermutationGroup:
         """`(n_elements, n_sites)` int64, read-only: `x_g = x[..., perms[g]]`; row 0 is the
         identity."""
         return self._perms
+
+    @property
+    def lattice_action(self) -> "LatticeAction | None":
+        """The affine map of the lattice behind every element (for the groups of a
+        [`Grid`][nqzoo.lattice.Grid]), or `None` for a group given only by its permutations."""
+        return self._action
 
     @property
     def n_elements(self) -> int:
@@ -317,11 +351,327 @@ class PermutationGroup:
 
         return self._cached("characters", compute)
 
+    # -- one-dimensional representations: momenta and point-group parities ------------------
 
-def _rebuild(perms, structure):
-    group = PermutationGroup(perms)
-    object.__setattr__(group, "_structure", structure)
-    return group
+    def point_irreps(self) -> dict[str, Complex[np.ndarray, "{self.n_elements}"]]:  # noqa: F821
+        r"""The one-dimensional irreps of the point group, as characters of this group's
+        elements: $\eta(M_g)$, where $M_g$ is the linear part (rotation or reflection) of
+        element `g`. At zero momentum these are the characters of the sectors
+        [`characters`][nqzoo.symmetry.PermutationGroup.characters] names.
+
+        Names (Mulliken's), with $\sigma(M)$ the sign of the axis permutation of $M$,
+        $\varepsilon(M)$ the product of its signs and $\det M = \sigma\varepsilon$:
+
+        - chains (point group $C_{1v}$: the identity and the reflection): `A1` (even),
+          `A2` (odd, $\det$);
+        - square lattices ($C_{4v}$): `A1`, `A2` ($\det$: odd under every reflection),
+          `B1` ($\sigma$: odd under 90-degree rotations and diagonal reflections, even under
+          the axis reflections), `B2` ($\varepsilon$: odd under 90-degree rotations and the
+          axis reflections, even under the diagonal ones);
+        - rectangles ($C_{2v}$): `A1`, `A2` ($\det$), `B1` (odd under $x_0 \to -x_0$, even
+          under $x_1 \to -x_1$), `B2` (the reverse);
+        - cubes ($O_h$): `A1g`, `A2g` ($\sigma$), `A1u` ($\det$), `A2u` ($\varepsilon$);
+        - any other point group: `A1` (trivial) and `chi1`, `chi2`, ... (its other
+          one-dimensional irreps, in character-table order).
+
+        A group of permutations only (no
+        [`lattice_action`][nqzoo.symmetry.PermutationGroup.lattice_action]) has only `A1`.
+
+        **Returns:** a dict from name to `(n_elements,)` complex128 characters, `A1` first.
+        """
+        return dict(self._cached("point_irreps", self._point_irreps))
+
+    def _point_irreps(self) -> dict[str, np.ndarray]:
+        ones = _read_only(np.ones(self.n_elements, dtype=np.complex128))
+        if self._action is None:
+            return {"A1": ones}
+        linear = self._action.linear
+        flat = linear.reshape(len(linear), -1)
+        mats, first, which = np.unique(flat, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first)  # point operations in order of first appearance
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        which = rank[np.ravel(which)]
+        mats = mats[order].reshape(-1, *linear.shape[1:])
+        n_ops, d = len(mats), linear.shape[1]
+        # the point group acting on itself: (g x)_i = x_{index(M_g^-1 M_i)}
+        index = {m.tobytes(): i for i, m in enumerate(mats)}
+        inv = np.transpose(mats, (0, 2, 1))
+        perms = np.array(
+            [[index[(inv[g] @ mats[i]).tobytes()] for i in range(n_ops)] for g in range(n_ops)]
+        )
+        table = PermutationGroup(perms).character_table()
+        one_dim = [row for row in table if abs(row[0] - 1) < 1e-9]
+        absolute = np.abs(mats)
+        sigma = np.round(np.linalg.det(absolute)).astype(int)
+        det = np.round(np.linalg.det(mats)).astype(int)
+        eps = sigma * det
+        named = _point_names(d, n_ops, mats, sigma, eps, det)
+        out: dict[str, np.ndarray] = {}
+        remaining = list(one_dim)
+        if named is not None and len(named) == len(one_dim):
+            for name, values in named:
+                j = next(
+                    (j for j, row in enumerate(remaining) if np.allclose(row, values, atol=1e-9)),
+                    None,
+                )
+                if j is None:
+                    break
+                out[name] = np.asarray(values, dtype=np.complex128)
+                remaining.pop(j)
+            else:
+                remaining = []
+        if remaining:
+            out = {"A1": np.ones(n_ops, dtype=np.complex128)}
+            for j, row in enumerate(one_dim[1:], start=1):
+                out[f"chi{j}"] = row
+        return {name: _read_only(np.asarray(row)[which].copy()) for name, row in out.items()}
+
+    def characters(
+        self,
+        momentum: Any = None,
+        point_irrep: str | int = "A1",
+    ) -> Complex[np.ndarray, "{self.n_elements}"]:  # noqa: F821
+        r"""The characters of a one-dimensional irrep: a momentum sector times a point-group
+        parity sector.
+
+        For the element $g$ that maps position $y$ to $M_g(y - o) + o + r_g$ (a translation
+        by $r_g$ after a point operation $M_g$ about the lattice's centre $o$),
+
+        $$\chi_g = e^{-i\,k\cdot r_g}\;\eta(M_g),$$
+
+        with $k$ the crystal momentum (as NetKet's `momentum_irrep`:
+        $k_a = 2\pi m_a / L_a$ along a periodic axis of $L_a$ sites, $m_a$ an integer; 0 along
+        open axes) and $\eta$ the point-group irrep named `point_irrep` (see
+        [`point_irreps`][nqzoo.symmetry.PermutationGroup.point_irreps]). It is a representation
+        when $k$ is invariant under the point group ($M^T k \equiv k$ modulo the reciprocal
+        lattice), which holds for every $k$ of a translation group and for $k = 0$ and
+        $k = (\pi, \pi, \ldots)$ of a square or cubic space group.
+
+        A state in this sector, $\hat T_g \psi = \chi_g \psi$ with
+        $(\hat T_g\psi)(x) = \psi(g^{-1}x)$, has amplitudes $\psi(g\,x) = \overline{\chi_g}\,
+        \psi(x)$ (`x_g = x[..., perms[g]]`), and the projection
+        $\psi_\chi(x) = \sum_g \chi_g\, \psi(g\,x)$ lands in it. For real characters (zero
+        momentum, $(\pi, \pi)$, every point-group parity) the conjugate is immaterial.
+
+        **Arguments:**
+
+        - `momentum`: one wave-vector component per lattice axis (radians per site), or
+          `None` for $k = 0$.
+        - `point_irrep`: a name of
+          [`point_irreps`][nqzoo.symmetry.PermutationGroup.point_irreps] (`"A1"`, the
+          fully symmetric sector, by default). For a group without a lattice action, an int
+          picks a one-dimensional row of
+          [`character_table`][nqzoo.symmetry.PermutationGroup.character_table].
+
+        **Returns:** `(n_elements,)` complex128, `characters[0] = 1`.
+
+        **Raises:** `ValueError` naming the argument for a momentum that is not allowed on the
+        lattice or not invariant under the point group, an unknown `point_irrep`, or a sector
+        that does not exist on a lattice so small that distinct operations coincide.
+        """
+        if self._action is None:
+            if momentum is not None:
+                raise ValueError(
+                    f"momentum needs a lattice group (from nqzoo.lattice.Grid); {self!r} is "
+                    f"given by its permutations only, got momentum={momentum!r}. Use "
+                    "point_irrep=<row of character_table()> or sectors()."
+                )
+            if isinstance(point_irrep, int | np.integer) and not isinstance(point_irrep, bool):
+                table = self.character_table()
+                if not 0 <= point_irrep < len(table) or abs(table[point_irrep, 0] - 1) > 1e-9:
+                    dims = np.round(table[:, 0].real).astype(int).tolist()
+                    raise ValueError(
+                        "point_irrep must index a one-dimensional row of character_table() "
+                        f"(dimensions {dims}), got point_irrep={point_irrep}."
+                    )
+                return _read_only(np.array(table[point_irrep]))
+        irreps = self.point_irreps()
+        if not isinstance(point_irrep, str) or point_irrep not in irreps:
+            raise ValueError(
+                f"point_irrep must be one of {list(irreps)}, got point_irrep={point_irrep!r}."
+            )
+        eta = irreps[point_irrep]
+        if self._action is None:
+            return eta
+        m = self._momentum_index(momentum)
+        action = self._action
+        extent = np.asarray(action.extent)
+        # k . r_g = 2 pi sum_a m_a r_a / L_a, as a fraction of a turn kept exact in integers
+        lcm = math.lcm(*action.extent)
+        turns = (action.translations * (m * (lcm // extent))).sum(axis=1) % lcm
+        phase = np.exp(-2j * np.pi * turns / lcm)
+        # k is invariant under the point group when (M^T k - k)_a = 0 mod 2 pi along every
+        # translated axis a (then k . M s = k . s for every translation s)
+        K = m * (lcm // extent)  # k = 2 pi K / lcm
+        shift = (np.einsum("gba,b->ga", action.linear, K) - K) % lcm
+        if np.any(shift[:, self._translated_axes()] != 0):
+            k = tuple(float(v) for v in 2 * np.pi * m / extent)
+            raise ValueError(
+                f"momentum={k} is not invariant under the point group of {self!r} (its star "
+                "has several wave vectors), so no one-dimensional irrep of this group has it. "
+                "Use the translation group for this momentum, or the group's "
+                "character_table() for the higher-dimensional irreps."
+            )
+        chi = _snap_roots_of_unity(phase * eta, self.n_elements)
+        try:
+            return check_characters(self, chi, "characters")
+        except ValueError:
+            raise ValueError(
+                f"the sector momentum={tuple(float(v) for v in 2 * np.pi * m / extent)}, "
+                f"point_irrep={point_irrep!r} is not a representation of {self!r}: its "
+                "lattice_action does not match its permutations (the lattice's own groups "
+                "always match). See sectors() for the sectors the group has."
+            ) from None
+
+    def _translated_axes(self) -> np.ndarray:
+        return np.flatnonzero(np.any(self._action.translations != 0, axis=0))
+
+    def _momentum_index(self, momentum: Any) -> np.ndarray:
+        """The integers m_a of k_a = 2 pi m_a / L_a, validated."""
+        action = self._action
+        d = len(action.extent)
+        if momentum is None:
+            return np.zeros(d, dtype=np.int64)
+        try:
+            k = np.asarray(momentum, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            k = None
+        if k is None or k.shape != (d,) or not np.all(np.isfinite(k)):
+            raise ValueError(
+                f"momentum must be {d} finite numbers, one per lattice axis, got "
+                f"momentum={momentum!r}."
+            )
+        extent = np.asarray(action.extent)
+        m = k * extent / (2 * np.pi)
+        translated = np.zeros(d, dtype=bool)
+        translated[self._translated_axes()] = True
+        allowed = translated & (np.abs(m - np.round(m)) < 1e-8)
+        zero = ~translated & (np.abs(np.remainder(k + np.pi, 2 * np.pi) - np.pi) < 1e-8)
+        if not np.all(allowed | zero):
+            a = int(np.argmax(~(allowed | zero)))
+            if translated[a]:
+                hint = f"2 pi m / {extent[a]} for an integer m"
+            else:
+                hint = "0 (the group has no translations along it)"
+            raise ValueError(
+                f"momentum along axis {a} must be {hint}, got momentum={tuple(k.tolist())}."
+            )
+        return np.where(translated, np.round(m), 0).astype(np.int64) % extent
+
+    def sectors(self) -> list["Sector"]:
+        r"""Every one-dimensional irrep of the group, labelled.
+
+        For a lattice group: every momentum $k$ invariant under the point group (in the order
+        of the translations, $m_a$ from 0 to $L_a - 1$) times every point-group irrep of
+        [`point_irreps`][nqzoo.symmetry.PermutationGroup.point_irreps], skipping those a small
+        lattice does not have. For a group of permutations only: the one-dimensional rows of
+        [`character_table`][nqzoo.symmetry.PermutationGroup.character_table], with `momentum`
+        `None` and `point_irrep` the row's index.
+
+        **Returns:** a list of [`Sector`][nqzoo.symmetry.Sector]`(momentum, point_irrep,
+        characters)`; these are all the one-dimensional irreps, each once.
+        """
+        return list(self._cached("sectors", self._sectors))
+
+    def _sectors(self) -> list["Sector"]:
+        if self._action is None:
+            table = self.character_table()
+            return [
+                Sector(None, j, _read_only(np.array(row)))
+                for j, row in enumerate(table)
+                if abs(row[0] - 1) < 1e-9
+            ]
+        extent = self._action.extent
+        translated = set(self._translated_axes().tolist())
+        ranges = [range(n) if a in translated else range(1) for a, n in enumerate(extent)]
+        out = []
+        for m in itertools.product(*ranges):
+            k = tuple(2 * np.pi * mi / n for mi, n in zip(m, extent))
+            for name in self.point_irreps():
+                try:
+                    chi = self.characters(k, name)
+                except ValueError:
+                    continue
+                out.append(Sector(tuple(float(v) for v in k), name, chi))
+        return out
+
+
+class Sector(NamedTuple):
+    """A one-dimensional irrep of a group, as listed by
+    [`PermutationGroup.sectors`][nqzoo.symmetry.PermutationGroup.sectors]."""
+
+    momentum: tuple[float, ...] | None
+    """The crystal momentum $k$ (radians per site, one per axis); `None` for a group of
+    permutations only."""
+    point_irrep: str | int
+    """The point-group irrep's name (the character-table row for a permutations-only group)."""
+    characters: np.ndarray
+    r"""`(n_elements,)` complex128, the characters $\chi_g$."""
+
+
+def _point_names(d, n_ops, mats, sigma, eps, det):
+    """The Mulliken names of the one-dimensional irreps of the hypercubic point groups this
+    module knows, as (name, characters on `mats`), or None."""
+    ones = np.ones(n_ops)
+    swaps = np.any(np.abs(mats[:, 0, 0]) != 1) if d >= 2 else False
+    if d == 1 and n_ops == 2:
+        return [("A1", ones), ("A2", det)]
+    if d == 2 and n_ops == 8 and swaps:
+        return [("A1", ones), ("A2", det), ("B1", sigma), ("B2", eps)]
+    if d == 2 and n_ops == 4 and not swaps:
+        return [("A1", ones), ("A2", det), ("B1", mats[:, 0, 0]), ("B2", mats[:, 1, 1])]
+    if d == 3 and n_ops == 48:
+        return [("A1g", ones), ("A2g", sigma), ("A1u", det), ("A2u", eps)]
+    return None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LatticeAction:
+    r"""The lattice maps behind the elements of a lattice group: element $g$ moves the site at
+    position $y$ to $M_g (y - o) + o + r_g$ (modulo the extent along periodic axes), with $o$
+    the lattice's centre along open axes and 0 along periodic ones. Built by
+    [`nqzoo.lattice.Grid`][]'s group methods; used by
+    [`PermutationGroup.characters`][nqzoo.symmetry.PermutationGroup.characters].
+    """
+
+    extent: tuple[int, ...]
+    """Sites along each axis."""
+    pbc: tuple[bool, ...]
+    """Periodic boundary conditions per axis."""
+    translations: Int[np.ndarray, "n_elements n_dim"]
+    """`(n_elements, n_dim)` int64: the translation $r_g$ (in `0..extent-1`)."""
+    linear: Int[np.ndarray, "n_elements n_dim n_dim"]
+    """`(n_elements, n_dim, n_dim)` int64: the signed permutation matrix $M_g$."""
+
+    def __post_init__(self):
+        d = len(self.extent)
+        if (
+            len(self.pbc) != d
+            or self.translations.shape[1:] != (d,)
+            or (self.linear.shape[1:] != (d, d))
+            or len(self.translations) != len(self.linear)
+        ):
+            raise ValueError(
+                f"LatticeAction: extent {self.extent}, pbc {self.pbc}, translations "
+                f"{self.translations.shape} and linear {self.linear.shape} do not agree."
+            )
+        for name in ("translations", "linear"):
+            object.__setattr__(
+                self, name, _read_only(np.array(getattr(self, name), dtype=np.int64))
+            )
+
+    @property
+    def n_elements(self) -> int:
+        """The number of elements described."""
+        return len(self.translations)
+
+    def _take(self, order: np.ndarray) -> "LatticeAction":
+        return LatticeAction(self.extent, self.pbc, self.translations[order], self.linear[order])
+
+
+def _rebuild(perms, lattice_action):
+    return PermutationGroup(perms, lattice_action=lattice_action)
 
 
 def _check_closed(perms: np.ndarray, lookup: _RowLookup) -> None:
