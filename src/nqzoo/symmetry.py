@@ -772,18 +772,18 @@ def _irreps_attempt(group: PermutationGroup, seed: int) -> list[np.ndarray] | No
         return float(np.sum(sizes * np.abs(chi_reps) ** 2) / n)
 
     # split the whole space, then any reducible piece, with fresh random commuting matrices
-    pending = [np.eye(n)]
+    pending: list[np.ndarray | None] = [None]  # None: the whole space (V = identity)
     irreducible: list[tuple[np.ndarray, np.ndarray]] = []
     for round_ in range(6):
         H = commuting(real=round_ == 0)
         still = []
         for V in pending:
-            h = V.conj().T @ H @ V
+            h = H if V is None else V.conj().T @ H @ V
             h = (h + h.conj().T) / 2
             w, U = np.linalg.eigh(h)
             scale = max(float(np.max(np.abs(w))), 1.0)
             for idx in _cluster(w, 1e-8 * scale):
-                W = V @ U[:, idx]
+                W = U[:, idx] if V is None else V @ U[:, idx]
                 chi = _subspace_character(W, conj_reps)
                 m = norm(chi)
                 if abs(m - 1) < 1e-6:
@@ -816,8 +816,12 @@ def _irreps_attempt(group: PermutationGroup, seed: int) -> list[np.ndarray] | No
         d = W.shape[1]
         if np.allclose(W.imag, 0, atol=1e-10):
             W = W.real
-        rho = np.einsum("ai,gaj->gij", W.conj(), W[left], optimize=True)
-        rho = rho.astype(np.complex128)
+        # rho(g) = W^dagger R(g) W, in chunks of elements to bound the memory
+        Wh = W.conj().T
+        chunk = max(1, 2**22 // (n * d))
+        rho = np.concatenate(
+            [Wh @ W[left[g : g + chunk]] for g in range(0, n, chunk)], axis=0
+        ).astype(np.complex128)
         if d == 1:
             snapped = _snap_roots_of_unity(rho, n)
             if not np.allclose(snapped, rho, atol=1e-8):
