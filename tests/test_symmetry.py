@@ -489,3 +489,26 @@ def test_group_from_netket_any_group():
     assert len(nk_small) == 4 and len(group_from_netket(nk_small)) == 2
     with pytest.raises(TypeError, match="nk_group must be a NetKet PermutationGroup"):
         group_from_netket(np.eye(3, dtype=int))
+
+
+def test_static_field_of_a_module_and_index():
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    class Symmetrise(eqx.Module):
+        group: PermutationGroup = eqx.field(static=True)
+
+        def __call__(self, x):
+            return jnp.sum(x[..., self.group.perms], axis=-2)
+
+    group = lattice.Square(3).space_group()
+    model = Symmetrise(group)
+    x = jnp.arange(9.0)
+    y = eqx.filter_jit(model)(x)
+    np.testing.assert_allclose(y, np.asarray(x)[group.perms].sum(axis=0))
+    assert eqx.filter_jit(Symmetrise(lattice.Square(3).space_group()))(x).shape == (9,)
+    assert group.index(group.perms[17]) == 17
+    with pytest.raises(ValueError, match="is not an element"):
+        group.index(np.array([1, 0, 2, 3, 4, 5, 6, 7, 8]))
+    with pytest.raises(ValueError, match=r"perm must be an integer array of shape \(9,\)"):
+        group.index(np.arange(4))
