@@ -201,3 +201,51 @@ def units_from_density(
             f"{units}; use {argname} >= {1 / n_in:.3g}."
         )
     return count
+
+
+# -- lookup tables (nqzoo.models.AbstractLookupModel) ----------------------------------------
+
+
+def add_rows(
+    base: Array, matrix: Array, sites: Array, delta: Array
+) -> Array:
+    """`base + Σ_k delta[..., k] * matrix[sites[..., k]]`, one term per changed site (a few
+    fused elementwise products instead of a matmul over all sites)."""
+    out = base
+    for k in range(sites.shape[-1]):
+        rows = matrix[sites[..., k]]
+        out = out + delta[..., k, None].astype(rows.dtype) * rows
+    return out
+
+
+def changed_sites(
+    x: Array, x_new: Array, k: int
+) -> tuple[Array, Array, Array]:
+    """The sites where `x_new` differs from `x` (at most `k` per row), with the old and new
+    values there: `(sites, old, new)`, each `(*batch, k)`. Rows that change fewer sites are
+    padded with site 0 and `old == new` (a change of nothing)."""
+    changed = x_new != x
+    n = x.shape[-1]
+    positions = jnp.arange(n, dtype=jnp.int32).reshape((1,) * (x.ndim - 1) + (n,))
+    sites, old, new = [], [], []
+    for _ in range(k):
+        site = jnp.argmax(changed, axis=-1).astype(jnp.int32)
+        found = jnp.take_along_axis(changed, site[..., None], axis=-1)[..., 0]
+        before = jnp.take_along_axis(x, site[..., None], axis=-1)[..., 0]
+        after = jnp.take_along_axis(x_new, site[..., None], axis=-1)[..., 0]
+        sites.append(site)
+        old.append(before)
+        new.append(jnp.where(found, after, before))
+        changed = changed & (positions != site[..., None])
+    return tuple(jnp.stack(v, axis=-1) for v in (sites, old, new))
+
+
+def tree_where(condition: Array, new: Any, old: Any) -> Any:
+    """Per batch entry, `new` where `condition` else `old` (leaves with leading batch axes
+    `condition.shape`)."""
+
+    def pick(a, b):
+        c = condition.reshape(condition.shape + (1,) * (a.ndim - condition.ndim))
+        return jnp.where(c, a, b)
+
+    return jax.tree.map(pick, new, old)

@@ -10,7 +10,7 @@ the random numbers of a sweep are drawn at once by
 import abc
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -32,7 +32,15 @@ class AbstractRule(eqx.Module):
     leading chain axis (`n_chains`). The sampler calls, per `sample` call,
     `aux = init_aux(hilbert, x)` and then, per sweep, `r = random(hilbert, key, sweep_size,
     n_chains, dtype)` and, per step `t`, `propose(hilbert, x, aux, r[t])`.
+
+    A rule whose proposals change at most a fixed number of sites says so in `max_changed`;
+    the sampler then updates the lookup table of a model that has one
+    ([`nqzoo.models.AbstractLookupModel`][], e.g. the RBMs) instead of evaluating the model
+    on every proposal.
     """
+
+    #: The largest number of sites a proposal changes, or `None` if it is not bounded.
+    max_changed: ClassVar[int | None] = None
 
     @abc.abstractmethod
     def check(self, hilbert: AbstractHilbert) -> None:
@@ -110,6 +118,8 @@ class LocalRule(AbstractRule):
     [`ExchangeRule`][nqzoo.mcmc.ExchangeRule]).
     """
 
+    max_changed: ClassVar[int | None] = 1
+
     def check(self, hilbert: AbstractHilbert) -> None:
         hilbert = _discrete(hilbert, "LocalRule (MetropolisLocal)")
         if hilbert.constrained:
@@ -181,6 +191,7 @@ class ExchangeRule(AbstractRule):
     integer per chain.
     """
 
+    max_changed: ClassVar[int | None] = 2
     edges: tuple[tuple[int, int], ...] = eqx.field(static=True, repr=False)
     n_sites: int | None = eqx.field(static=True)
 

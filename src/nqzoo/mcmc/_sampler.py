@@ -9,9 +9,17 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Shaped
 
-from .._misc import check_hilbert, int_at_least, positive_int, positive_number
+from .._misc import (
+    changed_sites,
+    check_hilbert,
+    int_at_least,
+    positive_int,
+    positive_number,
+    tree_where,
+)
 from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert
+from ..models import AbstractLookupModel
 from ._rules import AbstractRule, ExchangeRule, GaussianRule, LocalRule
 
 
@@ -361,12 +369,25 @@ def _sample(
     move_dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else dtype
     aux = rule.init_aux(hilbert, x)
     zeros = jnp.zeros((n_chains,), jnp.int32)
+    # With a lookup table (an RBM) and a rule that changes a bounded number of sites, a
+    # proposal updates the table (O(k M)) instead of evaluating the model (O(N M)). The table
+    # is recomputed at the start of every sweep, so rounding does not accumulate.
+    use_lookup = isinstance(model, AbstractLookupModel) and rule.max_changed is not None
+
+    def from_table(table):
+        log_psi = jnp.asarray(model.log_psi_from_lookup(table))
+        return (jnp.real(log_psi) * sampler.machine_pow).astype(dtype)
 
     def step(carry, randoms):
-        x, log_prob, aux, n_accepted, n_nan = carry
+        x, log_prob, aux, table, n_accepted, n_nan = carry
         move, uniform = randoms
         x_new, log_correction, aux_new = rule.propose(hilbert, x, aux, move)
-        log_prob_new = sampler._log_prob(model, x_new).astype(dtype)
+        if use_lookup:
+            table_new = model.update_lookup(table, *changed_sites(x, x_new, rule.max_changed))
+            log_prob_new = from_table(table_new)
+        else:
+            table_new = None
+            log_prob_new = sampler._log_prob(model, x_new).astype(dtype)
         delta = log_prob_new - log_prob
         if log_correction is not None:
             delta = delta + log_correction.astype(dtype)
@@ -375,25 +396,30 @@ def _sample(
         accept = uniform < jnp.exp(delta)
         x = jnp.where(accept[:, None], x_new, x)
         log_prob = jnp.where(accept, log_prob_new, log_prob)
-        aux = jax.tree.map(
-            lambda new, old: jnp.where(accept.reshape(-1, *([1] * (new.ndim - 1))), new, old),
-            aux_new,
-            aux,
-        )
+        aux = tree_where(accept, aux_new, aux)
+        table = tree_where(accept, table_new, table)
         n_accepted = n_accepted + accept.astype(jnp.int32)
         n_nan = n_nan + jnp.isnan(log_prob_new).astype(jnp.int32)
-        return (x, log_prob, aux, n_accepted, n_nan), None
+        return (x, log_prob, aux, table, n_accepted, n_nan), None
 
     def sweep(carry, _):
-        chains, key = carry
+        (x, log_prob, aux, _, n_accepted, n_nan), key = carry
+        table = None
+        if use_lookup:
+            table = model.lookup(x)
+            fresh = from_table(table)  # log_prob up to rounding; a -inf chain stays -inf
+            log_prob = jnp.where(jnp.isnan(fresh), -jnp.inf, fresh)
+        chains = (x, log_prob, aux, table, n_accepted, n_nan)
         key, key_move, key_accept = jax.random.split(key, 3)
         moves = rule.random(hilbert, key_move, sweep_size, n_chains, move_dtype)
         uniforms = jax.random.uniform(key_accept, (sweep_size, n_chains), dtype)
-        chains, _ = jax.lax.scan(step, chains, (moves, uniforms))
-        return (chains, key), (chains[0], chains[1])
+        (x, log_prob, aux, _, n_accepted, n_nan), _ = jax.lax.scan(
+            step, chains, (moves, uniforms)
+        )
+        return ((x, log_prob, aux, None, n_accepted, n_nan), key), (x, log_prob)
 
-    chains = (x, log_prob, aux, zeros, zeros)
-    ((x, log_prob, _, n_accepted, n_nan), key), (xs, log_probs) = jax.lax.scan(
+    chains = (x, log_prob, aux, None, zeros, zeros)
+    ((x, log_prob, _, _, n_accepted, n_nan), key), (xs, log_probs) = jax.lax.scan(
         sweep, (chains, state.key), None, length=n_discard + n_per_chain
     )
     # (sweeps, n_chains, ...) -> chain-major (n_chains * n_per_chain, ...)

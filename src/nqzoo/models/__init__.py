@@ -14,6 +14,7 @@ from ._autoreg import (
 )
 from ._deepset_mlp import DeepSetMLP as DeepSetMLP
 from ._deepset_rel import DeepSetRelDistance as DeepSetRelDistance
+from ._lookup import AbstractLookupModel as AbstractLookupModel
 from ._fast_arnn import (
     AbstractFastARNNSequential as AbstractFastARNNSequential,
     FastARNNConv1D as FastARNNConv1D,

@@ -7,6 +7,7 @@ from jaxtyping import Array, ArrayLike, Complex, Float, Inexact, PRNGKeyArray, R
 
 from .._custom_types import Activation, Initializer
 from .._misc import (
+    add_rows,
     check_hilbert,
     inexact_dtype,
     positive_number,
@@ -17,6 +18,7 @@ from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert, Qubit
 from ..nn import initializers, log_cosh
 from ..nn._activations import log_cosh_parts
+from ._lookup import AbstractLookupModel
 
 
 def _sizes(hilbert: object, alpha: object, model: str) -> tuple[AbstractDiscreteHilbert, int, int]:
@@ -46,9 +48,15 @@ def _part(a: Array | None, part: str) -> Array | None:
     return None if a is None else getattr(a, part)
 
 
-class AbstractRBM(eqx.Module):
+class AbstractRBM(AbstractLookupModel):
     """The math shared by [`nqzoo.models.RBM`][] and [`nqzoo.models.RBMModPhase`][]: `M =
-    int(alpha * N)` hidden units, each contributing `activation(x W + b)` to `log ψ`."""
+    int(alpha * N)` hidden units, each contributing `activation(x W + b)` to `log ψ`.
+
+    The lookup table ([`nqzoo.models.AbstractLookupModel`][]) holds the pre-activations
+    `θ = x W + b` (and the visible term `a·x`): changing `k` sites costs `O(k M)` instead of
+    the `O(N M)` of a new evaluation, which the Metropolis samplers and the local energies
+    use.
+    """
 
     hilbert: eqx.AbstractVar[AbstractDiscreteHilbert]
     alpha: eqx.AbstractVar[float | int]
@@ -66,20 +74,42 @@ class AbstractRBM(eqx.Module):
         """`x` in the real dtype of the parameters (int8 spins become floats)."""
         return jnp.asarray(x).astype(jnp.finfo(kernel.dtype).dtype)
 
-    def _hidden_sum(self, x: Array, kernel: Array, bias: Array | None) -> Array:
-        """`Σ_j activation((x @ kernel + bias)_j)` for `x` in the parameters' real dtype.
-
-        With `log_cosh` and complex parameters (the common case: spins times complex
-        weights), the complex matmul and activation are split into real arithmetic: two real
-        matmuls (half the flops of a complex one) and `log_cosh_parts`.
-        """
+    def _split(self, kernel: Array, bias: Array | None) -> list[tuple[Array, Array | None]]:
+        """The (matrix, bias) pairs whose pre-activations the model keeps: the real and
+        imaginary parts of a complex kernel under `log_cosh` (the common case: spins times
+        complex weights, computed as two real matmuls, half the flops of a complex one, and
+        `log_cosh_parts`), else the kernel itself."""
         if self.activation is log_cosh and jnp.iscomplexobj(kernel):
-            re, im = log_cosh_parts(
-                _affine(x, kernel.real, _part(bias, "real")),
-                _affine(x, kernel.imag, _part(bias, "imag")),
-            )
+            return [(kernel.real, _part(bias, "real")), (kernel.imag, _part(bias, "imag"))]
+        return [(kernel, bias)]
+
+    def _pre_activations(self, x: Array, kernel: Array, bias: Array | None) -> tuple:
+        """`x @ kernel + bias` as the tuple of parts of `_split`, for `x` in the parameters'
+        real dtype."""
+        pairs = self._split(kernel, bias)
+        if len(pairs) == 2:
+            return tuple(_affine(x, m, b) for m, b in pairs)
+        return (_affine(x.astype(kernel.dtype), kernel, bias),)
+
+    def _activate(self, parts: tuple) -> Array:
+        """`Σ_j activation(θ_j)` from the parts of the pre-activations `θ`."""
+        if len(parts) == 2:
+            re, im = log_cosh_parts(*parts)
             return jax.lax.complex(re.sum(axis=-1), im.sum(axis=-1))
-        return self.activation(_affine(x.astype(kernel.dtype), kernel, bias)).sum(axis=-1)
+        return self.activation(parts[0]).sum(axis=-1)
+
+    def _moved(self, parts: tuple, kernel: Array, bias: Array | None, sites, delta) -> tuple:
+        """The pre-activations after the inputs at `sites` change by `delta`."""
+        matrices = [m for m, _ in self._split(kernel, bias)]
+        return tuple(add_rows(p, m, sites, delta) for p, m in zip(parts, matrices))
+
+    def _hidden_sum(self, x: Array, kernel: Array, bias: Array | None) -> Array:
+        """`Σ_j activation((x @ kernel + bias)_j)` for `x` in the parameters' real dtype."""
+        return self._activate(self._pre_activations(x, kernel, bias))
+
+    def _delta(self, old: ArrayLike, new: ArrayLike, kernel: Array) -> Array:
+        real = jnp.finfo(kernel.dtype).dtype
+        return jnp.asarray(new).astype(real) - jnp.asarray(old).astype(real)
 
 
 class RBM(AbstractRBM):
@@ -162,12 +192,31 @@ class RBM(AbstractRBM):
         **Returns:** `log ψ(x)`, shape `(*batch,)`, in the parameter dtype (real for real
         parameters and complex for complex ones).
         """
+        return self.log_psi_from_lookup(self.lookup(x))
+
+    def lookup(self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]) -> tuple:
+        """The pre-activations `θ = x W + b` (a tuple of parts) and the visible term `a·x`
+        (`None` without a visible bias) of `x`."""
         check_fields(self)
         x = self._as_input(x, self.kernel)
-        log_psi = self._hidden_sum(x, self.kernel, self.hidden_bias)
-        if self.visible_bias is not None:
-            log_psi = log_psi + x.astype(self.visible_bias.dtype) @ self.visible_bias
-        return log_psi
+        theta = self._pre_activations(x, self.kernel, self.hidden_bias)
+        vb = self.visible_bias
+        return theta, (None if vb is None else x.astype(vb.dtype) @ vb)
+
+    def log_psi_from_lookup(self, table: tuple) -> Inexact[Array, "*batch"]:
+        theta, visible = table
+        log_psi = self._activate(theta)
+        return log_psi if visible is None else log_psi + visible
+
+    def update_lookup(self, table: tuple, sites: ArrayLike, old: ArrayLike, new: ArrayLike):
+        theta, visible = table
+        sites = jnp.asarray(sites)
+        delta = self._delta(old, new, self.kernel)
+        theta = self._moved(theta, self.kernel, self.hidden_bias, sites, delta)
+        if visible is not None:
+            vb = self.visible_bias
+            visible = visible + jnp.sum(delta.astype(vb.dtype) * vb[sites], axis=-1)
+        return theta, visible
 
 
 class RBMModPhase(AbstractRBM):
@@ -255,13 +304,30 @@ class RBMModPhase(AbstractRBM):
 
         **Returns:** `log ψ(x)`, complex of the parameters' precision, shape `(*batch,)`.
         """
+        return self.log_psi_from_lookup(self.lookup(x))
+
+    def lookup(self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]) -> tuple:
+        """The pre-activations of the modulus and the phase RBM of `x`."""
         check_fields(self)
         x = self._as_input(x, self.modulus_kernel)
-        re = self._hidden_sum(x, self.modulus_kernel, self.modulus_bias)
-        im = self._hidden_sum(x, self.phase_kernel, self.phase_bias)
+        return (
+            self._pre_activations(x, self.modulus_kernel, self.modulus_bias),
+            self._pre_activations(x, self.phase_kernel, self.phase_bias),
+        )
+
+    def log_psi_from_lookup(self, table: tuple) -> Complex[Array, "*batch"]:
+        re, im = self._activate(table[0]), self._activate(table[1])
         if jnp.iscomplexobj(re) or jnp.iscomplexobj(im):  # a complex-valued activation
             re, im = re.real - im.imag, re.imag + im.real
         return jax.lax.complex(re, im)
+
+    def update_lookup(self, table: tuple, sites: ArrayLike, old: ArrayLike, new: ArrayLike):
+        sites = jnp.asarray(sites)
+        delta = self._delta(old, new, self.modulus_kernel)
+        return (
+            self._moved(table[0], self.modulus_kernel, self.modulus_bias, sites, delta),
+            self._moved(table[1], self.phase_kernel, self.phase_bias, sites, delta),
+        )
 
 
 class RBMMultiVal(eqx.Module):

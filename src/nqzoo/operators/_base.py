@@ -63,6 +63,18 @@ class AbstractOperator(eqx.Module):
         """
         return _jitted_connected(self, jnp.asarray(x))
 
+    @property
+    def changed_sites(self) -> np.ndarray | None:
+        """The sites each connected element may change: an integer array `(n_conn, k)` with
+        `x_conn[..., c, :]` equal to `x` outside `changed_sites[c]`, or `None` (the default)
+        if the operator does not say.
+
+        [`local_energy`][nqzoo.operators.local_energy] uses it with a model that has a
+        lookup table ([`nqzoo.models.AbstractLookupModel`][]): each connected amplitude is
+        then an update of the sample's table instead of a new evaluation.
+        """
+        return None
+
     @abc.abstractmethod
     def _connected(self, x: Array) -> tuple[Array, Array]:
         """What [`connected`][nqzoo.operators.AbstractOperator.connected] returns, for an

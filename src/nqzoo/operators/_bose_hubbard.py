@@ -75,6 +75,13 @@ class BoseHubbard(AbstractOperator):
     def n_conn(self) -> int:
         return 1 if self.J == 0 else 1 + 2 * len(self.lattice.edges(1))
 
+    @property
+    def changed_sites(self) -> np.ndarray:
+        """The diagonal element changes nothing (site 0 twice), a hop along bond `(i, j)`
+        (either way) sites `i, j`."""
+        edges = self.lattice.edges(1) if self.J != 0 else np.zeros((0, 2), np.int32)
+        return np.concatenate([np.zeros((1, 2)), edges, edges[:, ::-1]]).astype(np.int32)
+
     def _connected(self, x: Array) -> tuple[Array, Array]:
         edges = self.lattice.edges(1)
         i, j = edges[:, 0], edges[:, 1]

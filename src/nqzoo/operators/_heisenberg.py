@@ -111,6 +111,11 @@ class Heisenberg(AbstractOperator):
     def n_conn(self) -> int:
         return 1 + len(self.bonds()[0])
 
+    @property
+    def changed_sites(self) -> np.ndarray:
+        """The diagonal element changes nothing (site 0 twice), bond `(i, j)` sites `i, j`."""
+        return np.concatenate([np.zeros((1, 2), np.int32), self.bonds()[0].astype(np.int32)])
+
     def _connected(self, x: Array) -> tuple[Array, Array]:
         edges, couplings = self.bonds()
         i, j = edges[:, 0], edges[:, 1]

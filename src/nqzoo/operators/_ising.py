@@ -69,6 +69,12 @@ class Ising(AbstractOperator):
     def n_conn(self) -> int:
         return 1 if self.h == 0 else self.hilbert.size + 1
 
+    @property
+    def changed_sites(self) -> np.ndarray:
+        """The diagonal element changes nothing (site 0), flip `k` site `k`."""
+        n = 0 if self.h == 0 else self.hilbert.size
+        return np.concatenate([[0], np.arange(n)]).astype(np.int32)[:, None]
+
     def _connected(self, x: Array) -> tuple[Array, Array]:
         up, down = self.hilbert.local_states
         edges = self.lattice.edges(1)

@@ -2,12 +2,14 @@ import numbers
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, Real
 
 from .._misc import chunked_map, positive_int
 from ..hilbert import AbstractHilbert
+from ..models import AbstractLookupModel
 from ._base import AbstractOperator
 
 
@@ -67,10 +69,22 @@ def local_energy(
 def _local_energy(log_psi, operator, x, chunk_size):
     # Jitted here too, so that eager calls (outside a user's jit) compile once and hit the
     # cache afterwards; inside a user's `eqx.filter_jit` this is inlined.
+    sites = operator.changed_sites
+    use_lookup = isinstance(log_psi, AbstractLookupModel) and sites is not None
+
     def kernel(xs):
         x_conn, mels = operator.connected(xs)  # (m, n_conn, N), (m, n_conn)
-        lp = log_psi(xs)[..., None]
-        lp_conn = log_psi(x_conn)
+        if use_lookup:  # each connected amplitude updates the sample's table
+            table = log_psi.lookup(xs)
+            lp = log_psi.log_psi_from_lookup(table)[..., None]
+            at = jnp.asarray(sites)[None]  # (1, n_conn, k)
+            old = jnp.take_along_axis(xs[:, None, :], at, axis=-1)  # (m, n_conn, k)
+            new = jnp.take_along_axis(x_conn, jnp.broadcast_to(at, old.shape), axis=-1)
+            table = jax.tree.map(lambda t: t[:, None], table)  # (m, 1, ...)
+            lp_conn = log_psi.log_psi_from_lookup(log_psi.update_lookup(table, at, old, new))
+        else:
+            lp = log_psi(xs)[..., None]
+            lp_conn = log_psi(x_conn)
         keep = mels != 0
         # Padding rows get log psi(x) instead, so that neither exp nor its gradient sees an
         # infinite or NaN value there.
