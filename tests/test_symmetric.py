@@ -190,9 +190,9 @@ def _one_dim_characters(group):
 
 
 def _brute_force(model, group, chi, x):
-    """(1/|G|) sum_g conj(chi_g) psi(g x), from the exponentials (no log-sum-exp)."""
+    """(1/|G|) sum_g chi_g psi(g x), from the exponentials (no log-sum-exp)."""
     psi = np.exp(np.asarray(model(x[..., group.perms]), np.complex128))
-    return (psi * np.conj(chi)).mean(axis=-1)
+    return (psi * chi).mean(axis=-1)
 
 
 def _scale(model, group, x):
@@ -209,14 +209,15 @@ def _assert_projection(sym, chi, x):
 
 
 def _assert_covariant(sym, chi, x, call=lambda m, x: m(x)):
-    """psi(g x) = chi_g psi(x) for every element g (amplitudes, so that configurations where
-    the projection vanishes count too). Eager calls by default: the characters are static,
+    """psi(g x) = conj(chi_g) psi(x) for every element g, i.e. T_g psi = chi_g psi with
+    (T_g psi)(x) = psi(g^-1 x) (amplitudes, so that configurations where the projection
+    vanishes count too). Eager calls by default: the characters are static,
     so a jitted call compiles once per sector."""
     perms = sym.symmetries.perms
     psi = np.exp(np.asarray(call(sym, x), np.complex128))
     images = np.exp(np.asarray(call(sym, x[:, perms]), np.complex128))
     scale = _scale(sym.model, sym.symmetries, x)
-    np.testing.assert_allclose(images, chi * psi[:, None], rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(images, np.conj(chi) * psi[:, None], rtol=0, atol=1e-12 * scale)
     assert np.max(np.abs(psi)) > 1e-3 * scale  # not all (nearly) zero
 
 
@@ -236,10 +237,13 @@ def test_symmetrized_rbm_every_sector():
 
 
 def test_symmetrized_complex_momentum():
-    """A complex character: momentum 2 pi / 6 on the chain's translations."""
-    group = PermutationGroup(TRANS6)
-    shifts = group.perms[:, 0] % 6  # element g moves site perms[g, 0] to site 0
-    chi = np.exp(2j * np.pi * shifts / 6)
+    """A complex character: momentum 2 pi / 6 on the chain's translations, the group's own
+    characters() and by hand (element g moves the configuration by r_g = -perms[g, 0])."""
+    lattice = nqz.lattice.Chain(6)
+    group = lattice.translation_group()
+    assert np.array_equal(group.perms, TRANS6)
+    chi = group.characters(momentum=(2 * np.pi / 6,))
+    np.testing.assert_allclose(chi, np.exp(-2j * np.pi * -group.perms[:, 0] / 6), atol=1e-14)
     rbm = random_params(nqz.models.RBM(HI6, alpha=1, **RBM_ZEROS), 0.5)
     sym = nqz.models.Symmetrized(rbm, group, chi)
     x = _spins(4, 6)
@@ -345,7 +349,7 @@ def test_symmetrized_constrained_autoregressive():
 
 
 def test_symmetrized_netket_parity_round_trip():
-    """NetKet's SymmExpSum sums chi_g psi(g x): it is Symmetrized with conj(chi)."""
+    """NetKet's SymmExpSum sums chi_g psi(g x) / |G| as Symmetrized does."""
     nk_group = CHAIN.space_group()
     group = PermutationGroup(np.asarray(nk_group))
     odd = _one_dim_characters(group)[-1].real
@@ -365,6 +369,16 @@ def test_symmetrized_netket_parity_round_trip():
             characters=None if chi is None else HashableArray(chi),
         )
         assert bool(eqx.tree_equal(from_netket(own, variables, hilbert=HI6), model))
+    # a complex character (momentum 2 pi / 6): NetKet's module built from nqzoo's group
+    group = nqz.lattice.Chain(6).translation_group()
+    chi = group.characters(momentum=(2 * np.pi / 6,))
+    rbm = nqz.models.RBM(HI6, param_dtype=complex, **RBM_ZEROS)
+    model = random_params(nqz.models.Symmetrized(rbm, group, chi))
+    nk_model, variables = to_netket(model)
+    expected = np.exp(np.asarray(_nk_call(nk_model, variables["params"], x)))
+    error = np.max(np.abs(np.exp(np.asarray(model(x))) - expected))
+    assert error <= 1e-12 * _scale(model.model, group, x)
+    assert bool(eqx.tree_equal(from_netket(nk_model, variables, hilbert=HI6), model))
 
 
 # -- bad input -----------------------------------------------------------------------------

@@ -179,8 +179,9 @@ def mps_to_netket(nk_cls: Any, model: Any) -> tuple[Any, dict]:
 
 def symmetrized_from_netket(cls: type, module: Any, params: dict, hilbert: Any) -> Any:
     """An nqzoo `Symmetrized` equal to NetKet's `SymmExpSum`: its module converted by
-    `from_netket` (with `hilbert`), the same group, and the conjugate characters (NetKet sums
-    `χ_g ψ(g x)`, nqzoo `conj(χ_g) ψ(g x)`, so that the result transforms with `χ`)."""
+    `from_netket` (with `hilbert`), the same group and characters (both sum
+    `χ_g ψ(g x) / |G|`). NetKet's `character_id` picks a row of its character table, which
+    must be one-dimensional here."""
     from .netket import from_netket
 
     if "module" not in params:
@@ -209,19 +210,19 @@ def symmetrized_from_netket(cls: type, module: Any, params: dict, hilbert: Any) 
     order = np.array([group.index(row) for row in perms])
     reordered = np.empty_like(chi)
     reordered[order] = chi
-    return cls(inner, group, np.conj(reordered))
+    return cls(inner, group, reordered)
 
 
 def symmetrized_to_netket(nk_cls: Any, model: Any) -> tuple[Any, dict]:
     """NetKet's `SymmExpSum` (in `netket.nn.blocks`; `nk_cls` is ignored) wrapping the NetKet
-    twin of the model, with the conjugate characters (`None` for the trivial ones)."""
+    twin of the model, with the same characters (`None` for the trivial ones)."""
     from netket.nn.blocks import SymmExpSum
     from netket.utils import HashableArray
 
     from .netket import to_netket
 
     inner, variables = to_netket(model.model)
-    chi = np.conj(np.asarray(model.characters))
+    chi = np.asarray(model.characters)
     if not np.any(chi.imag):
         chi = chi.real
     characters = None if model.is_trivial else HashableArray(chi)

@@ -70,18 +70,20 @@ def log_sum_exp_phases(
 class Symmetrized(eqx.Module):
     r"""Any model projected onto a one-dimensional representation of a symmetry group.
 
-    $$\psi_\chi(x) = \frac{1}{|G|}\sum_{g \in G} \overline{\chi_g}\, \psi(g x),
+    $$\psi_\chi(x) = \frac{1}{|G|}\sum_{g \in G} \chi_g\, \psi(g x),
     \qquad (g x)_i = x_{\pi_g(i)} \ (\texttt{x[..., perms[g]]}),$$
 
-    so that $\psi_\chi(g x) = \chi_g\, \psi_\chi(x)$ for every $g \in G$: the state lies in
-    the sector of the characters $\chi$ (all ones by default: a symmetric state; for
-    real characters such as reflection parities the conjugation does nothing). If `model`
-    is already symmetric, $\psi_{\mathbb{1}} = \psi$ (the $1/|G|$ is NetKet's). With NetKet's
-    `nk.nn.blocks.SymmExpSum`, which sums $\chi_g \psi(g x)$,
-    `SymmExpSum(characters=c)` equals `Symmetrized(characters=c.conj())`.
+    as NetKet's `nk.nn.blocks.SymmExpSum` (the same formula, including the $1/|G|$, so that
+    an already symmetric model is unchanged by the trivial projection). With the
+    characters $\chi$ of a sector (all ones by default: the symmetric sector; else e.g.
+    `group.characters(momentum, point_irrep)` of [`nqzoo.symmetry.PermutationGroup`][])
+    the state lies in that sector, $\hat T_g \psi_\chi = \chi_g \psi_\chi$ with
+    $(\hat T_g\psi)(x) = \psi(g^{-1}x)$; its amplitudes transform as
+    $\psi_\chi(g x) = \overline{\chi_g}\,\psi_\chi(x)$ (the conjugate matters only for
+    complex characters, i.e. momenta other than $0$ and $\pi$).
 
     $\log\psi_\chi$ is a log-sum-exp over the $|G|$ images with the phases
-    $\overline{\chi_g}$ (the largest $\operatorname{Re}\log\psi(gx)$ is taken out). Images
+    $\chi_g$ (the largest $\operatorname{Re}\log\psi(gx)$ is taken out). Images
     where the model returns $\log\psi = -\infty$ (a constrained autoregressive model
     outside its space, any zero amplitude) drop out of the value and of the gradient, without
     NaN. (Their gradient contribution is zero: exact when the zero is structural, as a
@@ -145,13 +147,14 @@ class Symmetrized(eqx.Module):
 
         - `x`: configurations, `(*batch, N)`.
 
-        **Returns:** `log ψ_χ(x)`, shape `(*batch,)`: real for a real-valued model in the
-        trivial sector, complex otherwise (see the class docstring).
+        **Returns:** `log ψ_χ(x) = log((1/|G|) Σ_g χ_g ψ(x[..., perms[g]]))`, shape
+        `(*batch,)`: real for a real-valued model in the trivial sector, complex otherwise
+        (see the class docstring).
         """
         x = jnp.asarray(x)
         images = x[..., np.asarray(self.symmetries.perms)]  # (*batch, G, N)
         z = self.model(images)  # (*batch, G)
-        weights = np.conj(np.asarray(self.characters)) / self.symmetries.n_elements
+        weights = np.asarray(self.characters) / self.symmetries.n_elements
         if not np.any(weights.imag):
             weights = weights.real
         return log_sum_exp_phases(z, weights, real=self.is_trivial and not jnp.iscomplexobj(z))
