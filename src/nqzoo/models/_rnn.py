@@ -19,7 +19,7 @@ from jax import lax
 from jaxtyping import Array, ArrayLike, Inexact, Int, PRNGKeyArray, Real
 
 from .._custom_types import Initializer
-from .._misc import as_index, inexact_dtype
+from .._misc import inexact_dtype, site_index
 from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert
 from ..nn import AbstractRNNCell, GRU1DCell, initializers, LSTMCell, SimpleRNNCell
@@ -457,6 +457,63 @@ class AbstractFastRNN(AbstractFastARNN):
         """The slow model's normalised log-conditionals (see `rnn`)."""
         return self.rnn.conditionals_log_psi(x)
 
+    def read_carries(self, state: object) -> tuple[Carry, ...]:
+        """Every layer's memories from `state`, checked against this model's layout: for
+        layer `l`, a cell memory `(F_l,)` and hidden memories `(R, F_l)` in the parameters'
+        dtype (`R` as in [`initial_carries`][nqzoo.models.AbstractRNN.initial_carries]).
+
+        **Raises:** `TypeError` if `state` is not an `eqx.nn.State`; `ValueError` if it holds
+        no cache for some layer (a state of another class, or with fewer layers), one of
+        another layout (other features, ordering or `param_dtype`), or was retired by an
+        eager `state.set`.
+        """
+        name = type(self).__name__
+        fix = (
+            f"Pass the state built together with this model: `model, state = "
+            f"eqx.nn.make_with_state({name})(...)` (any state of that structure works: the "
+            "sampler starts every chain from an all-zero cache)."
+        )
+        if not isinstance(state, eqx.nn.State):
+            raise TypeError(
+                f"{name}.step needs the model's cache state, got state="
+                f"{type(state).__name__}. Build the model with `model, state = "
+                f"eqx.nn.make_with_state({name})(...)` and pass `state`."
+            )
+        rnn = self.rnn
+        rows = 1 if rnn.tables is None else rnn.tables.n_slots
+        dtype = rnn.param_dtype
+        carries = []
+        for i, (cache, cell) in enumerate(zip(self.caches, rnn.layers)):
+            marker = cache.marker
+            where = marker if isinstance(marker, str) else f"{name}.caches[{i}]"
+            where = f"{where} (layer {i}, {type(cell).__name__} of {cell.features} features)"
+            try:
+                carry = state.get(cache)
+            except KeyError:
+                raise ValueError(
+                    f"The state has no cache for {where}: it was built for another model "
+                    f"(e.g. with fewer layers, or another class). {fix}"
+                ) from None
+            except ValueError as err:  # Equinox's "Attempted to use old state"
+                raise ValueError(
+                    f"The state given to {name} for {where} was retired: an eager "
+                    "`state.set(...)` invalidates the State it is called on. Pass the state "
+                    f"that call returned, or a fresh one. {fix}"
+                ) from err
+            expected = ((cell.features,), (rows, cell.features))
+            leaves = carry if isinstance(carry, tuple) and len(carry) == 2 else (carry,)
+            got = tuple((jnp.shape(leaf), jnp.result_type(leaf)) for leaf in leaves)
+            if got != tuple((shape, dtype) for shape in expected):
+                held = ", ".join(_struct(*leaf) for leaf in got)
+                wanted = ", ".join(_struct(shape, dtype) for shape in expected)
+                raise ValueError(
+                    f"The state holds a cache ({held}) for {where}, which expects "
+                    f"({wanted}): the state was built for another model (other features, "
+                    f"layers, cell, ordering or param_dtype). {fix}"
+                )
+            carries.append(carry)
+        return tuple(carries)
+
     def step(
         self,
         x: Real[ArrayLike, " {self.hilbert.size}"],
@@ -466,16 +523,28 @@ class AbstractFastRNN(AbstractFastARNN):
         """One recurrent step from the state: the log-conditional of site `index`, reading only
         the value of the site visited just before it (the rest is in the state).
 
+        The state passed in stays valid: the state from `eqx.nn.make_with_state` can start
+        any number of passes (and be given to [`nqzoo.sample`][] afterwards).
+
         **Arguments:** as [`conditional`][nqzoo.models.AbstractFastARNN.conditional]; `index`
         is the site (the step is `inv_reorder_idx[index]`).
 
-        **Returns:** `(log ψ_index(· | earlier sites) (local_size,), new state)`.
+        **Returns:** `(log ψ_index(· | earlier sites) (local_size,), new state)`; NaN for a
+        traced `index` outside `0..N-1`.
+
+        **Raises:** `ValueError` for a concrete `index` outside `0..N-1`, or a state that
+        holds no cache of the right layout for some layer (a state made for another model:
+        see [`read_carries`][nqzoo.models.AbstractFastRNN.read_carries]); `TypeError` if
+        `state` is not an `eqx.nn.State`.
         """
         rnn = self.rnn
         for cell in rnn.layers:
             check_fields(cell)
+        carries = self.read_carries(state)
         x = jnp.asarray(x)
-        index = as_index(index)
+        n = self.hilbert.size
+        traced = isinstance(index, jax.core.Tracer)
+        index = site_index(index, n)
         tables = rnn.tables
         if tables is None:
             k, prev = index, lax.max(index - 1, np.int32(0))
@@ -483,11 +552,21 @@ class AbstractFastRNN(AbstractFastARNN):
             k = jnp.asarray(tables.step)[index]
             prev = jnp.asarray(tables.prev_site)[k]
         value = lax.dynamic_index_in_dim(x, prev, keepdims=False).astype(rnn.param_dtype)
-        carries = tuple(state.get(cache) for cache in self.caches)
         z, carries = rnn.recurrent_step(value, k, carries)
+        # `set` retires the State it is called on: call it on a copy (the same arrays), so
+        # that the caller's state stays usable, as it does under jit.
+        state = jax.tree.map(lambda leaf: leaf, state)
         for cache, carry in zip(self.caches, carries):
             state = state.set(cache, carry)
-        return normalize_log_conditionals(z, self.machine_pow), state
+        log_psi = normalize_log_conditionals(z, self.machine_pow)
+        if traced:  # out of range: NaN rather than the clamped site's conditional
+            in_range = (index >= 0) & (index < n)
+            log_psi = jnp.where(in_range, log_psi, jnp.full((), jnp.nan, log_psi.dtype))
+        return log_psi, state
+
+
+def _struct(shape: tuple[int, ...], dtype) -> str:
+    return f"{jnp.dtype(dtype).name}{list(shape)}"
 
 
 def _caches(rnn: AbstractRNN) -> tuple[eqx.nn.StateIndex, ...]:
