@@ -17,13 +17,13 @@ import nqzoo as nqz
 from .helpers import max_rel_err, randomize
 
 
-# (extent, patch_size, d_model, heads, layers, mlp_ratio): chains and square/rectangular
-# lattices, one and several heads, one and two blocks
+# (extent, patch_size, d_model, heads, layers, mlp_ratio, output_norm): chains and
+# square/rectangular lattices, one and several heads, one and two blocks, both heads
 CASES = {
-    "chain12-b2": ((12,), 2, 8, 2, 2, 2),
-    "chain9-b3": ((9,), 3, 6, 3, 1, 1),
-    "square4-b2": ((4, 4), 2, 8, 4, 2, 2),
-    "rect6x4-b2": ((6, 4), 2, 6, 2, 1, 3),
+    "chain12-b2": ((12,), 2, 8, 2, 2, 2, False),
+    "chain9-b3-norm": ((9,), 3, 6, 3, 1, 1, True),
+    "square4-b2": ((4, 4), 2, 8, 4, 2, 2, False),
+    "rect6x4-b2-norm": ((6, 4), 2, 6, 2, 1, 3, True),
 }
 
 
@@ -34,7 +34,7 @@ def _call(model, x):
 
 def _model(case, key, dtype=jnp.float64, scale=0.4):
     """A ViT of `case` with random parameters (not the initial ones)."""
-    extent, b, d, h, layers, mlp = CASES[case]
+    extent, b, d, h, layers, mlp, norm = CASES[case]
     hi = nqz.hilbert.Spin(0.5, math.prod(extent))
     k1, k2 = jax.random.split(key)
     model = nqz.models.ViT(
@@ -45,6 +45,7 @@ def _model(case, key, dtype=jnp.float64, scale=0.4):
         heads=h,
         layers=layers,
         mlp_ratio=mlp,
+        output_norm=norm,
         param_dtype=dtype,
         key=k1,
     )
@@ -110,12 +111,17 @@ def _reference_log_psi(model, sigma):
             out.append(xi + t + block.out.bias)
         x = out
     z = sum(x)
-    w = P.output_kernel_real + 1j * P.output_kernel_imag
-    c = P.output_bias_real + 1j * P.output_bias_imag
-    total = 0.0
-    for k in range(model.output_features):
-        total = total + np.log(np.cosh(z @ w[:, k] + c[k]))
-    return complex(total)
+    if P.output_norms is None:  # the papers' complex layer
+        w = P.output_kernel_real + 1j * P.output_kernel_imag
+        c = P.output_bias_real + 1j * P.output_bias_imag
+        theta = [z @ w[:, k] + c[k] for k in range(model.output_features)]
+    else:  # LN(z), then LN of the real and of the imaginary pre-activations
+        nz, na, nb = P.output_norms
+        z = _ln(z, nz.scale, nz.bias)
+        re = _ln(z @ P.output_kernel_real + P.output_bias_real, na.scale, na.bias)
+        im = _ln(z @ P.output_kernel_imag + P.output_bias_imag, nb.scale, nb.bias)
+        theta = [re[k] + 1j * im[k] for k in range(model.output_features)]
+    return complex(sum(np.log(np.cosh(t)) for t in theta))
 
 
 def _same_mod_2pi_i(a, b, tol):
@@ -125,7 +131,7 @@ def _same_mod_2pi_i(a, b, tol):
     return max(d_re, d_im) <= tol * max(abs(b), 1.0)
 
 
-@pytest.mark.parametrize("case", ["chain12-b2", "chain9-b3", "square4-b2", "rect6x4-b2"])
+@pytest.mark.parametrize("case", list(CASES))
 def test_matches_transcription_of_the_papers(case, getkey):
     model = _model(case, getkey())
     x = model.hilbert.random_state(getkey(), (3,))
@@ -146,7 +152,7 @@ def _translate(x, extent, shift):
     return jnp.roll(lattice, shift, axis=axes).reshape(x.shape)
 
 
-@pytest.mark.parametrize("case", ["chain12-b2", "chain9-b3", "square4-b2", "rect6x4-b2"])
+@pytest.mark.parametrize("case", list(CASES))
 def test_invariant_under_translations_by_whole_patches(case, getkey):
     model = _model(case, getkey())
     extent, b = model.extent, model.patch_size
@@ -183,7 +189,7 @@ def test_attention_is_equivariant(getkey):
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["chain9-b3", "square4-b2"])
+@pytest.mark.parametrize("case", ["chain9-b3-norm", "square4-b2"])
 def test_gradient_matches_finite_differences(case, getkey):
     model = _model(case, getkey())
     x = model.hilbert.random_state(getkey(), (4,))
@@ -223,6 +229,9 @@ def test_shapes_of_fields_and_calls(getkey):
         assert block.hidden.kernel.shape == (8, 16) and block.out.kernel.shape == (16, 8)
     assert model.output_kernel_real.shape == model.output_kernel_imag.shape == (8, 8)
     assert model.output_bias_real.shape == model.output_bias_imag.shape == (8,)
+    assert model.output_norms is None
+    normed = _model("rect6x4-b2-norm", getkey())
+    assert [n.scale.shape for n in normed.output_norms] == [(6,), (6,), (6,)]
     x = model.hilbert.random_state(getkey(), (2, 3))
     assert model(x).shape == (2, 3)  # eager, checked
     assert _call(model, x[0, 0]).shape == ()
@@ -301,6 +310,8 @@ def test_bad_hyperparameters(getkey):
             nqz.models.ViT(hi, lattice=sq, **{name: 0}, key=getkey())
     with pytest.raises(TypeError, match="discrete nqzoo Hilbert space"):
         nqz.models.ViT(nqz.hilbert.Particles(N=2, L=(1.0,), pbc=True), key=getkey())
+    with pytest.raises(TypeError, match=r"output_norm"):  # the signature check
+        nqz.models.ViT(hi, lattice=sq, output_norm=1, key=getkey())
     with pytest.raises(ValueError, match=r"d_model=6 and heads=4"):
         nqz.nn.FactoredAttention(2, 6, 4, key=getkey())
 
@@ -312,14 +323,14 @@ def test_bad_hyperparameters(getkey):
 
 def test_short_exact_optimisation_heisenberg_chain(getkey):
     """Heisenberg ring of 8 sites (Pauli matrices), sum over the 70 states of zero
-    magnetisation, no sign rule (the ViT's phase learns it): 60 SR steps reach 1e-2 (80
-    reach 1e-3)."""
+    magnetisation, no sign rule (the ViT's phase learns it): 40 SR steps reach 2e-3 (they
+    reach 4e-4; 50 steps 1e-4)."""
     lattice = nqz.lattice.Chain(8)
     hi = nqz.hilbert.Spin(0.5, 8, total_sz=0)
     op = nqz.operators.Heisenberg(hi, lattice, J=1.0)
     exact = nqz.exact.ground_state(op).energy
     model = nqz.models.ViT(hi, lattice=lattice, patch_size=2, d_model=8, heads=2, layers=1,
-                           key=jax.random.key(1))
+                           output_norm=True, key=jax.random.key(1))
     states = hi.all_states()
 
     @eqx.filter_jit
@@ -329,8 +340,8 @@ def test_short_exact_optimisation_heisenberg_chain(getkey):
         p = p / p.sum()
         e_loc = nqz.operators.local_energy(model, op, states)
         energy, delta = nqz.vmc.natural_gradient(model, states, e_loc, 1e-3, weights=p)
-        return eqx.apply_updates(model, jax.tree.map(lambda g: -0.01 * g, delta)), energy.real
+        return eqx.apply_updates(model, jax.tree.map(lambda g: -0.02 * g, delta)), energy.real
 
-    for _ in range(60):
+    for _ in range(40):
         model, energy = step(model)
-    assert abs(energy - exact) / abs(exact) < 1e-2, (energy, exact)
+    assert abs(energy - exact) / abs(exact) < 2e-3, (energy, exact)

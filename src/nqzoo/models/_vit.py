@@ -18,7 +18,7 @@ from ..lattice import Grid
 from ..nn import initializers
 from ..nn._activations import log_cosh_parts
 from ..nn._dense import Dense
-from ..nn._vit_layers import ViTEncoderBlock
+from ..nn._vit_layers import LayerNorm, ViTEncoderBlock
 
 
 def _extent_of(lattice: object, n_sites: int) -> tuple[int, ...]:
@@ -84,6 +84,16 @@ class ViT(eqx.Module):
       \qquad w_k = w^{\mathrm{re}}_k + i\,w^{\mathrm{im}}_k,\ c_k = c^{\mathrm{re}}_k +
       i\,c^{\mathrm{im}}_k .$$
 
+    With `output_norm=True` the head is the one of the authors' public implementation
+    (NetKet's ViT tutorial, Rende and Viteritti 2025): $z$ and the real and imaginary parts
+    of the pre-activations are layer-normalised, each with its own learned scale and shift,
+
+    $$\log\psi(\sigma) = \sum_k \log\cosh\big(\mathrm{LN}_a(W^{\mathrm{re}}\hat z +
+      c^{\mathrm{re}})_k + i\,\mathrm{LN}_b(W^{\mathrm{im}}\hat z + c^{\mathrm{im}})_k\big),
+      \qquad \hat z = \mathrm{LN}(z),$$
+
+    which bounds the spread of $\log|\psi|$ and keeps the optimisation stable.
+
     All parameters are real (the complex layer through its real and imaginary parts) and
     $\log\psi$ is complex: its phase can learn the sign structure. Since every block is
     equivariant under translations of the patch lattice and $z$ sums over it, $\psi$ is
@@ -121,6 +131,7 @@ class ViT(eqx.Module):
     output_kernel_imag: Float[Array, "{self.d_model} {self.output_features}"]
     output_bias_real: Float[Array, "{self.output_features}"]  # noqa: F821
     output_bias_imag: Float[Array, "{self.output_features}"]  # noqa: F821
+    output_norms: tuple[LayerNorm, LayerNorm, LayerNorm] | None
     hilbert: AbstractDiscreteHilbert = eqx.field(static=True)
     extent: tuple[int, ...] = eqx.field(static=True)
     patch_size: int = eqx.field(static=True)
@@ -139,6 +150,7 @@ class ViT(eqx.Module):
         layers: int | np.integer = 2,
         mlp_ratio: int | np.integer = 4,
         output_features: int | np.integer | None = None,
+        output_norm: bool = False,
         param_dtype: jnp.dtype | type = jnp.float64,
         output_init: Initializer = initializers.normal(0.01),
         key: PRNGKeyArray,
@@ -158,6 +170,9 @@ class ViT(eqx.Module):
         - `mlp_ratio`: hidden width of the feed-forward networks in units of `d_model`.
         - `output_features`: number of complex $\\log\\cosh$ units of the output layer
           (default `d_model`, as in the papers).
+        - `output_norm`: layer-normalise `z` and the real and imaginary pre-activations of
+          the output layer (`output_norms`, the authors' implementation); default `False`,
+          the papers' formula.
         - `param_dtype`: a real floating dtype (float32 or float64). Complex dtypes are
           refused: the ansatz has real parameters and a complex output built from them.
         - `output_init`: initialiser of the real and imaginary parts of the output kernel
@@ -213,6 +228,17 @@ class ViT(eqx.Module):
         self.output_kernel_imag = output_init(ikey, shape, dtype)
         self.output_bias_real = jnp.zeros((self.output_features,), dtype)
         self.output_bias_imag = jnp.zeros((self.output_features,), dtype)
+        if not isinstance(output_norm, bool):
+            raise TypeError(f"output_norm must be a bool, got output_norm={output_norm!r}.")
+        self.output_norms = (
+            (
+                LayerNorm(self.d_model, param_dtype=dtype),
+                LayerNorm(self.output_features, param_dtype=dtype),
+                LayerNorm(self.output_features, param_dtype=dtype),
+            )
+            if output_norm
+            else None
+        )
 
     def __check_init__(self):
         check_fields(self)
@@ -230,6 +256,11 @@ class ViT(eqx.Module):
             or self.embedding.out_features != self.d_model
             or any(a.patch_grid != self.patch_grid for a in attention)
             or any((a.d_model, a.heads) != (self.d_model, self.heads) for a in attention)
+            or (
+                self.output_norms is not None
+                and tuple(n.features for n in self.output_norms)
+                != (self.d_model, self.output_features, self.output_features)
+            )
         ):
             raise ValueError(
                 f"ViT layers do not match patch_grid={self.patch_grid}, d_model={self.d_model}"
@@ -304,13 +335,17 @@ class ViT(eqx.Module):
         **Returns:** `log ψ(x)`, complex of the parameters' precision, shape `(*batch,)`.
         """
         z = self.hidden(x)
+        norms = self.output_norms
+        if norms is not None:
+            z = norms[0](z)
 
         def affine(kernel, bias):
             theta = z @ kernel
             return theta + jnp.broadcast_to(bias, theta.shape)
 
-        re, im = log_cosh_parts(
-            affine(self.output_kernel_real, self.output_bias_real),
-            affine(self.output_kernel_imag, self.output_bias_imag),
-        )
+        re = affine(self.output_kernel_real, self.output_bias_real)
+        im = affine(self.output_kernel_imag, self.output_bias_imag)
+        if norms is not None:
+            re, im = norms[1](re), norms[2](im)
+        re, im = log_cosh_parts(re, im)
         return jax.lax.complex(re.sum(axis=-1), im.sum(axis=-1))
