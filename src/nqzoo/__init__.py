@@ -38,6 +38,7 @@ from . import (  # noqa: E402
     models as models,
     nn as nn,
     operators as operators,
+    symmetry as symmetry,
     vmc as vmc,
 )
 from .sampling import sample as sample  # noqa: E402

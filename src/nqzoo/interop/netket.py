@@ -28,6 +28,11 @@ from ._deepset import (
     reldist_from_netket,
     reldist_to_netket,
 )
+from ._gcnn import gcnn_from_netket, gcnn_to_netket
+from ._groups import (
+    group_from_netket as group_from_netket,
+    group_to_netket as group_to_netket,
+)
 from ._hilbert import (
     hilbert_from_netket as hilbert_from_netket,
     hilbert_to_netket as hilbert_to_netket,
@@ -49,6 +54,16 @@ from ._sampler import (
     NqzooARSampler as NqzooARSampler,
     NqzooARSamplerState as NqzooARSamplerState,
 )
+from ._symmetric import (
+    jastrow_from_netket,
+    jastrow_to_netket,
+    mps_from_netket,
+    mps_to_netket,
+    rbm_symm_from_netket,
+    rbm_symm_to_netket,
+    symmetrized_from_netket,
+    symmetrized_to_netket,
+)
 
 
 __all__ = [
@@ -56,6 +71,8 @@ __all__ = [
     "to_netket",
     "hilbert_from_netket",
     "hilbert_to_netket",
+    "group_from_netket",
+    "group_to_netket",
     "operator_from_netket",
     "NetKetOperator",
     "NqzooARSampler",
@@ -69,6 +86,15 @@ _CONVERTERS = {
     "RBM": (nqm.RBM, rbm_from_netket, rbm_to_netket),
     "RBMModPhase": (nqm.RBMModPhase, rbm_from_netket, modphase_to_netket),
     "RBMMultiVal": (nqm.RBMMultiVal, multival_from_netket, multival_to_netket),
+    "Jastrow": (nqm.Jastrow, jastrow_from_netket, jastrow_to_netket),
+    "RBMSymm": (nqm.RBMSymm, rbm_symm_from_netket, rbm_symm_to_netket),
+    # both GCNN forms are nqzoo.models.GCNN (its mode picks the form on the way back)
+    "GCNN_FFT": (nqm.GCNN, gcnn_from_netket, gcnn_to_netket),
+    "GCNN_Irrep": (nqm.GCNN, gcnn_from_netket, gcnn_to_netket),
+    # NetKet's MPS live in netket.models.tensor_networks, SymmExpSum in netket.nn.blocks
+    "MPSOpen": (nqm.MPSOpen, mps_from_netket, mps_to_netket),
+    "MPSPeriodic": (nqm.MPSPeriodic, mps_from_netket, mps_to_netket),
+    "SymmExpSum": (nqm.Symmetrized, symmetrized_from_netket, symmetrized_to_netket),
     "MLP": (nqm.MLP, mlp_from_netket, mlp_to_netket),
     "DeepSetMLP": (nqm.DeepSetMLP, deepset_mlp_from_netket, deepset_mlp_to_netket),
     "DeepSetRelDistance": (nqm.DeepSetRelDistance, reldist_from_netket, reldist_to_netket),

@@ -14,15 +14,19 @@ from ._autoreg import (
 )
 from ._deepset_mlp import DeepSetMLP as DeepSetMLP
 from ._deepset_rel import DeepSetRelDistance as DeepSetRelDistance
-from ._lookup import AbstractLookupModel as AbstractLookupModel
 from ._fast_arnn import (
     AbstractFastARNNSequential as AbstractFastARNNSequential,
     FastARNNConv1D as FastARNNConv1D,
     FastARNNConv2D as FastARNNConv2D,
     FastARNNDense as FastARNNDense,
 )
+from ._gcnn import GCNN as GCNN
+from ._jastrow import Jastrow as Jastrow
+from ._lookup import AbstractLookupModel as AbstractLookupModel
 from ._mlp import MLP as MLP
+from ._mps import AbstractMPS as AbstractMPS, MPSOpen as MPSOpen, MPSPeriodic as MPSPeriodic
 from ._rbm import RBM as RBM, RBMModPhase as RBMModPhase, RBMMultiVal as RBMMultiVal
+from ._rbm_symm import RBMSymm as RBMSymm
 from ._rnn import (
     AbstractFastRNN as AbstractFastRNN,
     AbstractRNN as AbstractRNN,
@@ -38,3 +42,9 @@ from ._sign import (
     MarshallSign as MarshallSign,
     MarshallSignARNN as MarshallSignARNN,
 )
+from ._symmetrized import Symmetrized as Symmetrized
+from ._transformer import (
+    ARTransformer as ARTransformer,
+    FastARTransformer as FastARTransformer,
+)
+from ._vit import ViT as ViT
