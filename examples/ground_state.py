@@ -34,8 +34,12 @@ import nqzoo as nqz  # noqa: E402
 
 
 HAMILTONIANS = ("tfim", "heisenberg", "j1j2")
-AUTOREGRESSIVE = ("arnn", "lstm", "gru", "rnn")
-MODELS = AUTOREGRESSIVE + ("rbm", "mlp")
+AUTOREGRESSIVE = ("arnn", "lstm", "gru", "rnn", "transformer")
+MODELS = AUTOREGRESSIVE + ("rbm", "mlp", "vit", "gcnn")
+# (layers, features) when --layers / --features are not given; features are the embedding
+# width d_model of the Transformers
+DEFAULT_SIZES = {"transformer": (2, 16), "vit": (2, 16), "gcnn": (4, 8)}
+DEFAULT_SIZE = (3, 10)
 SAMPLERS = ("exact", "metropolis")
 
 
@@ -141,6 +145,39 @@ def build_model(name: str, hilbert, extent: tuple[int, ...], args, key):
             key=key,
             **kernel_args,
             **shape,
+        )
+    if name == "transformer":
+        shape = {} if len(extent) == 1 else {"lattice_shape": extent}
+        return eqx.nn.make_with_state(nqz.models.FastARTransformer)(
+            hilbert,
+            layers=args.layers,
+            d_model=args.features,
+            heads=args.heads,
+            param_dtype=dtype,
+            key=key,
+            **shape,
+        )
+    if name == "vit":
+        # real parameters: the papers' head gives a complex log psi from them
+        return (
+            nqz.models.ViT(
+                hilbert,
+                lattice=nqz.lattice.Grid(extent, pbc=True),
+                patch_size=args.patch_size,
+                d_model=args.features,
+                heads=args.heads,
+                layers=args.layers,
+                key=key,
+            ),
+            None,
+        )
+    if name == "gcnn":
+        group = nqz.lattice.Grid(extent, pbc=True).space_group()
+        return (
+            nqz.models.GCNN(
+                hilbert, group, layers=args.layers, features=args.features, key=key
+            ),
+            None,
         )
     cls = {"lstm": "FastLSTMNet", "gru": "FastGRUNet1D", "rnn": "FastRNN"}[name]
     if not hasattr(nqz.models, cls):
@@ -292,8 +329,21 @@ def parse_args(argv=None):
         help="SR diagonal shift (default: 1e-3 with exact samples, 1e-2 with Metropolis, whose "
         "correlated samples make the geometric tensor noisier)",
     )
-    p.add_argument("--layers", type=int, default=3, help="arnn/lstm/gru/rnn: layers")
-    p.add_argument("--features", type=int, default=10, help="arnn/lstm/gru/rnn: features")
+    p.add_argument(
+        "--layers",
+        type=int,
+        default=None,
+        help="layers (default: 3; transformer, vit 2; gcnn 4)",
+    )
+    p.add_argument(
+        "--features",
+        type=int,
+        default=None,
+        help="features per layer, the embedding width of transformer/vit (default: 10; "
+        "transformer, vit 16; gcnn 8)",
+    )
+    p.add_argument("--heads", type=int, default=4, help="transformer/vit: attention heads")
+    p.add_argument("--patch-size", type=int, default=2, help="vit: patch side b")
     p.add_argument("--alpha", type=int, default=2, help="rbm/mlp: hidden units per site")
     p.add_argument(
         "--kernel-size",
@@ -321,6 +371,9 @@ def parse_args(argv=None):
         "--save", default=None, metavar="PATH", help="save the model (eqx.tree_serialise_leaves)"
     )
     args = p.parse_args(argv)
+    layers, features = DEFAULT_SIZES.get(args.model, DEFAULT_SIZE)
+    args.layers = layers if args.layers is None else args.layers
+    args.features = features if args.features is None else args.features
     if args.sampler is None:
         args.sampler = "exact" if args.model in AUTOREGRESSIVE else "metropolis"
     if args.sampler == "exact" and args.model not in AUTOREGRESSIVE:

@@ -4,7 +4,6 @@ site indices out of range (concrete: ValueError; traced: NaN), as for the fast m
 (tests/test_bad_input.py)."""
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

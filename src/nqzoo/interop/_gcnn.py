@@ -12,7 +12,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from .. import hilbert as nqh, models as nqm
+from .. import hilbert as nqh
 from ..symmetry import PermutationGroup
 from ._activations import activation_from_netket, activation_to_netket
 from ._params import hilbert_for, layer_paths, params_of, placeholders, with_params
@@ -22,7 +22,7 @@ def _paths(layers: int) -> dict:
     paths = layer_paths(("dense_symm",), lambda m: m.dense_symm)
     for l in range(layers - 1):  # noqa: E741
         paths.update(
-            layer_paths((f"equivariant_layers_{l}",), lambda m, l=l: m.equivariant_layers[l])
+            layer_paths((f"equivariant_layers_{l}",), lambda m, l=l: m.equivariant_layers[l])  # noqa: E741
         )
     return paths
 

@@ -15,10 +15,10 @@ from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert
 from ..nn import reim_selu
 from ..nn._symm_layers import (
+    complex_dtype,
     default_equivariant_init,
     DenseEquivariant,
     DenseSymm,
-    complex_dtype,
     fast_activation,
     resolve_mode,
 )

@@ -178,7 +178,9 @@ class MLP(eqx.Module):
         """The activation after each hidden layer (None for none)."""
         return _resolve_activations(self.hidden_activations, len(self.hidden_dims))
 
-    def __call__(self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]) -> Inexact[Array, "*batch"]:
+    def __call__(
+        self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
+    ) -> Inexact[Array, "*batch"]:
         """**Arguments:**
 
         - `x`: configurations, `(*batch, N)`.

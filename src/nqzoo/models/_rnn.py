@@ -534,7 +534,7 @@ class AbstractFastRNN(AbstractFastARNN):
 
         **Raises:** `ValueError` for a concrete `index` outside `0..N-1`, or a state that
         holds no cache of the right layout for some layer (a state made for another model:
-        see [`read_carries`][nqzoo.models.AbstractFastRNN.read_carries]); `TypeError` if
+        see `read_carries`); `TypeError` if
         `state` is not an `eqx.nn.State`.
         """
         rnn = self.rnn

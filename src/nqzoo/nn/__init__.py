@@ -18,12 +18,12 @@ from ._recurrent import (
     LSTMCell as LSTMCell,
     SimpleRNNCell as SimpleRNNCell,
 )
-from ._symm_layers import DenseEquivariant as DenseEquivariant, DenseSymm as DenseSymm
 from ._rnn_ordering import (
     graph_ordering as graph_ordering,
     resolve_ordering as resolve_ordering,
     snake_ordering as snake_ordering,
 )
+from ._symm_layers import DenseEquivariant as DenseEquivariant, DenseSymm as DenseSymm
 from ._vit_layers import (
     FactoredAttention as FactoredAttention,
     ViTEncoderBlock as ViTEncoderBlock,
