@@ -194,8 +194,11 @@ def test_masks_and_options_parity(getkey):
     assert np.all(model(x).real == 0)
 
 
-@pytest.mark.xfail(  # noqa: E501
-    reason="known failure at the end of the session: the test's own float32->float64 comparison breaks strict promotion (issue 14 left open)", strict=False)
+@pytest.mark.xfail(
+    reason="known failure: the test's own float32->float64 comparison breaks strict "
+    "promotion (issue 14 left open)",
+    strict=False,
+)
 def test_batch_shapes_jit_and_float32(getkey):
     grid = nqz.lattice.Square(4)
     hi = nqz.hilbert.Spin(0.5, 16)
@@ -229,8 +232,11 @@ def test_wrong_input_width(getkey):
         model(jnp.ones((3, 5)))
 
 
-@pytest.mark.xfail(  # noqa: E501
-    reason="known failure at the end of the session: mode='fft' with shape=(4,) on a 6-site chain group is not refused (issue 14 left open)", strict=False)
+@pytest.mark.xfail(
+    reason="known failure: mode='fft' with shape=(4,) on a 6-site chain group is not "
+    "refused (issue 14 left open)",
+    strict=False,
+)
 def test_bad_input(getkey):
     hi = nqz.hilbert.Spin(0.5, 6)
     group = nqz.lattice.Chain(6).space_group()
