@@ -17,8 +17,9 @@ from ..hilbert import AbstractDiscreteHilbert
 from ..lattice import Grid
 from ..nn import initializers
 from ..nn._activations import log_cosh_parts
+from ..nn._attention import LayerNorm
 from ..nn._dense import Dense
-from ..nn._vit_layers import LayerNorm, ViTEncoderBlock
+from ..nn._vit_layers import ViTEncoderBlock
 
 
 def _extent_of(lattice: object, n_sites: int) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from .._misc import inexact_dtype, positive_int, positive_ints
 from .._typecheck import check_fields
 from . import initializers
 from ._activations import gelu
+from ._attention import LayerNorm
 from ._dense import Dense
 
 
@@ -33,61 +34,6 @@ def relative_patch_index(patch_grid: tuple[int, ...]) -> np.ndarray:
     idx = np.ravel_multi_index(tuple(np.moveaxis(disp, -1, 0)), patch_grid)
     idx.setflags(write=False)
     return idx
-
-
-def _bcast(param: Array, like: Array) -> Array:
-    """`param` broadcast to `like`'s shape explicitly (the suites raise on rank promotion)."""
-    return jnp.broadcast_to(param.astype(like.dtype), like.shape)
-
-
-class LayerNorm(eqx.Module):
-    r"""Layer normalisation over the last axis with a learned scale and shift,
-
-    $$\mathrm{LN}(x) = \gamma \odot \frac{x - \bar x}{\sqrt{\overline{(x - \bar x)^2} + \epsilon}}
-      + \beta .$$
-    """
-
-    scale: Float[Array, "{self.features}"]  # noqa: F821
-    bias: Float[Array, "{self.features}"]  # noqa: F821
-    features: int = eqx.field(static=True)
-    eps: float = eqx.field(static=True)
-
-    def __init__(
-        self,
-        features: int | np.integer,
-        eps: float = 1e-5,
-        param_dtype: jnp.dtype | type = jnp.float64,
-    ):
-        """**Arguments:**
-
-        - `features`: width of the normalised (last) axis.
-        - `eps`: added to the variance.
-        - `param_dtype`: a real floating dtype; `scale` starts at 1, `bias` at 0.
-        """
-        self.features = positive_int(features, "features")
-        self.eps = float(eps)
-        dtype = inexact_dtype(param_dtype, real=True)
-        self.scale = jnp.ones((self.features,), dtype)
-        self.bias = jnp.zeros((self.features,), dtype)
-
-    def __check_init__(self):
-        check_fields(self)
-
-    def __call__(
-        self, x: Float[Array, "*batch {self.features}"]
-    ) -> Float[Array, "*batch {self.features}"]:
-        """**Arguments:**
-
-        - `x`: `(*batch, features)`, in the parameters' dtype.
-
-        **Returns:** `LN(x)`, same shape and dtype.
-        """
-        check_fields(self)
-        mean = jnp.mean(x, axis=-1, keepdims=True)
-        centred = x - mean
-        var = jnp.mean(centred * centred, axis=-1, keepdims=True)
-        y = centred * jax.lax.rsqrt(var + jnp.asarray(self.eps, x.dtype))
-        return y * _bcast(self.scale, y) + _bcast(self.bias, y)
 
 
 class FactoredAttention(eqx.Module):
