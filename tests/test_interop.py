@@ -16,6 +16,8 @@ from .helpers import netket_promotion
 
 nk = pytest.importorskip("netket")
 interop = pytest.importorskip("nqzoo.interop.netket")
+from netket.models import equivariant  # noqa: E402
+
 from nqzoo.interop.netket import from_netket, to_netket  # noqa: E402
 
 
@@ -127,15 +129,32 @@ def test_one_explicit_table_and_no_registration():
     # netket.experimental.models and has no plain-cell network (nqzoo's RNN/FastRNN convert
     # to SimpleRNNNet/FastSimpleRNNNet built on NetKet's RNN layers)
     recurrent = {"LSTMNet", "GRUNet1D", "FastLSTMNet", "FastGRUNet1D"}
-    plain = {"SimpleRNNNet": "RNN", "FastSimpleRNNNet": "FastRNN"}
+    # the symmetric and tensor-network models (round trips in test_symmetric.py, test_mps.py
+    # and test_gcnn.py): NetKet's GCNN is a factory of two classes, both converting to GCNN
+    renamed = {
+        "SimpleRNNNet": "RNN",
+        "FastSimpleRNNNet": "FastRNN",
+        "GCNN_FFT": "GCNN",
+        "GCNN_Irrep": "GCNN",
+        "SymmExpSum": "Symmetrized",
+    }
+    homes = {
+        "GCNN_FFT": equivariant,
+        "GCNN_Irrep": equivariant,
+        "MPSOpen": nk.models.tensor_networks,
+        "MPSPeriodic": nk.models.tensor_networks,
+        "SymmExpSum": nk.nn.blocks,
+    }
+    symmetric = set(homes) | {"Jastrow", "RBMSymm"}
     for name, (cls, from_fn, to_fn) in table.items():
         if name in recurrent:
             assert getattr(nk.experimental.models, name) is not None
-        elif name not in plain:
-            assert getattr(nk.models, name) is not None
-        assert cls is getattr(nqz.models, plain.get(name, name))
+        elif name not in ("SimpleRNNNet", "FastSimpleRNNNet"):
+            assert getattr(homes.get(name, nk.models), name) is not None
+        assert cls is getattr(nqz.models, renamed.get(name, name))
         assert callable(from_fn) and callable(to_fn)
-    assert {case[0] for case in CASES} - {"RBM-complex"} == set(table) - recurrent - set(plain)
+    tested_here = set(table) - recurrent - symmetric - {"SimpleRNNNet", "FastSimpleRNNNet"}
+    assert {case[0] for case in CASES} - {"RBM-complex"} == tested_here
 
 
 @pytest.mark.parametrize("name,module,shape,bias,flag", CASES, ids=IDS)
@@ -154,8 +173,8 @@ def test_round_trip_is_exact(name, module, shape, bias, flag):
 
 
 def test_unknown_models_and_bad_variables():
-    with pytest.raises(TypeError, match="no nqzoo model for NetKet's Jastrow.*supported"):
-        from_netket(nk.models.Jastrow(), {"params": {}})
+    with pytest.raises(TypeError, match="no nqzoo model for NetKet's LogStateVector.*supported"):
+        from_netket(nk.models.LogStateVector(nk.hilbert.Spin(0.5, 2)), {"params": {}})
     with pytest.raises(TypeError, match="to_netket does not know str"):
         to_netket("RBM")
     with pytest.raises(TypeError, match="variables must be a dict"):

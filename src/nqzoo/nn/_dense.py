@@ -8,7 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray, Real
+from jaxtyping import Array, ArrayLike, Inexact, Num, PRNGKeyArray
 
 from .._custom_types import Initializer
 from .._misc import inexact_dtype, positive_int
@@ -66,7 +66,7 @@ class Dense(eqx.Module):
         check_fields(self)
 
     def __call__(
-        self, x: Real[ArrayLike, "*batch {self.in_features}"]
+        self, x: Num[ArrayLike, "*batch {self.in_features}"]
     ) -> Inexact[Array, "*batch {self.out_features}"]:
         """**Arguments:**
 
