@@ -36,11 +36,23 @@ import nqzoo as nqz  # noqa: E402
 HAMILTONIANS = ("tfim", "heisenberg", "j1j2")
 AUTOREGRESSIVE = ("arnn", "lstm", "gru", "rnn", "transformer")
 MODELS = AUTOREGRESSIVE + ("rbm", "mlp", "vit", "gcnn")
-# (layers, features) when --layers / --features are not given; features are the embedding
-# width d_model of the Transformers
-DEFAULT_SIZES = {"transformer": (2, 16), "vit": (2, 16), "gcnn": (4, 8)}
-DEFAULT_SIZE = (3, 10)
 SAMPLERS = ("exact", "metropolis")
+# What a flag left out means: the model's own entry, then DEFAULTS. `features` is the
+# embedding width d_model of the Transformers; `diag_shift` None picks 1e-3 with exact samples
+# and 1e-2 with Metropolis, whose correlated samples make the geometric tensor noisier.
+DEFAULTS = {
+    "layers": 3,
+    "features": 10,
+    "steps": 150,
+    "samples": 512,
+    "lr": None,
+    "diag_shift": None,
+}
+PRESETS = {
+    "transformer": {"layers": 2, "features": 16},
+    "vit": {"layers": 2, "features": 16},
+    "gcnn": {"layers": 4, "features": 8},
+}
 
 
 # ------------------------------------------------------------------------------------
@@ -307,8 +319,10 @@ def parse_args(argv=None):
         help="exact (autoregressive models; the default for them) or metropolis (the "
         "default for the others)",
     )
-    p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--samples", type=int, default=512, help="samples per step")
+    p.add_argument("--steps", type=int, default=None, help="VMC steps (default: 150)")
+    p.add_argument(
+        "--samples", type=int, default=None, help="samples per step (default: 512)"
+    )
     p.add_argument("--chains", type=int, default=16, help="Metropolis: number of chains")
     p.add_argument("--discard", type=int, default=64, help="Metropolis: thermalisation sweeps")
     p.add_argument("--seed", type=int, default=0)
@@ -371,9 +385,10 @@ def parse_args(argv=None):
         "--save", default=None, metavar="PATH", help="save the model (eqx.tree_serialise_leaves)"
     )
     args = p.parse_args(argv)
-    layers, features = DEFAULT_SIZES.get(args.model, DEFAULT_SIZE)
-    args.layers = layers if args.layers is None else args.layers
-    args.features = features if args.features is None else args.features
+    preset = {**DEFAULTS, **PRESETS.get(args.model, {})}
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.sampler is None:
         args.sampler = "exact" if args.model in AUTOREGRESSIVE else "metropolis"
     if args.sampler == "exact" and args.model not in AUTOREGRESSIVE:
