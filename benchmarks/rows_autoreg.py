@@ -44,7 +44,7 @@ def _cache_bytes(state) -> str:
     return f"{sum(leaf.nbytes for leaf in jax.tree.leaves(state))}"
 
 
-def _row(name, nk_model, hi_nk, n_samples, *, netket=True, nk_slow_twin=None, note=""):
+def build_row(name, nk_model, hi_nk, n_samples, *, netket=True, nk_slow_twin=None, note=""):
     key = jax.random.key(0)
     variables = _nk_params(nk_model, hi_nk.size, key)
     converted = from_netket(nk_model, variables)
@@ -74,21 +74,21 @@ def rows() -> list[Row]:
     hi = nk.hilbert.Spin(0.5, 100)
     common = dict(layers=3, features=16, param_dtype=jnp.float64)
     return [
-        _row(
+        build_row(
             f"sample FastARNNConv2D 10x10 k(3,3), {N_SAMPLES}",
             nk.models.FastARNNConv2D(hilbert=hi, kernel_size=(3, 3), **common),
             hi,
             N_SAMPLES,
             note="target >= 5x",
         ),
-        _row(
+        build_row(
             f"sample FastARNNConv1D N=100 k5, {N_SAMPLES}",
             nk.models.FastARNNConv1D(hilbert=hi, kernel_size=5, **common),
             hi,
             N_SAMPLES,
             note="target >= 3x",
         ),
-        _row(
+        build_row(
             f"sample FastARNNDense N=100, {N_SAMPLES}",
             nk.models.FastARNNDense(hilbert=hi, **common),
             hi,
@@ -96,7 +96,7 @@ def rows() -> list[Row]:
             netket=False,
             note="NetKet: fails (its FastARNNDense cannot be jitted)",
         ),
-        _row(
+        build_row(
             "sample ARNNDense N=100 (slow path), 128",
             nk.models.ARNNDense(hilbert=hi, **common),
             hi,
