@@ -26,32 +26,57 @@ def _identities(tensors: Inexact[Array, "*rest bond bond"]) -> Inexact[Array, "*
     return jnp.broadcast_to(eye, tensors.shape)
 
 
-def _select(
-    products: Inexact[Array, "batch local_size *rest"], index: Int[Array, " batch"]
-) -> Inexact[Array, "batch *rest"]:  # noqa: F821
-    """`products[b, index[b]]` for every `b`, as a masked sum over the (small) local axis."""
-    local_size = products.shape[1]
-    hit = index[:, None] == jnp.arange(local_size, dtype=index.dtype)[None]  # (batch, d)
-    hit = hit.reshape(*hit.shape, *(1,) * (products.ndim - 2))
-    return jnp.sum(jnp.where(hit, products, 0), axis=1)
+def _one_hot(
+    indices: Int[Array, "batch sites"], local_size: int, dtype: jnp.dtype
+) -> Inexact[Array, "sites local_size batch"]:
+    """`out[i, s, b] = (indices[b, i] == s)`, in `dtype` (sites first, batch last)."""
+    values = jnp.arange(local_size, dtype=indices.dtype)
+    return (indices.T[:, None, :] == values[None, :, None]).astype(dtype)
 
 
-def _right_multiply(
-    edges: Inexact[Array, "batch *rows bond"],
-    tensor: Inexact[Array, "local_size bond bond_out"],
-    index: Int[Array, " batch"],
-) -> Inexact[Array, "batch *rows bond_out"]:
-    """`edges[b] @ tensor[index[b]]` for every `b`: one matrix product with the tensors of all
-    local values side by side, `(batch * rows, D) @ (D, local_size * D')`, then a selection.
-    For the small local dimensions of spins this dense product is faster than multiplying by
-    a gathered `(batch, D, D')` stack (and its gradient avoids a scatter)."""
-    d, bond, bond_out = tensor.shape
-    batch, rows = edges.shape[0], edges.shape[1:-1]
-    side_by_side = jnp.transpose(tensor, (1, 0, 2)).reshape(bond, d * bond_out)
-    products = edges.reshape(-1, bond) @ side_by_side  # (batch * rows, d * D')
-    products = products.reshape(batch, *rows, d, bond_out)
-    products = jnp.moveaxis(products, -2, 1)  # (batch, d, *rows, D')
-    return _select(products, index)
+def _pick(
+    tensor: Inexact[Array, "local_size *rest"],  # noqa: F821
+    one_hot: Inexact[Array, "local_size batch"],
+) -> Inexact[Array, "*rest batch"]:  # noqa: F821
+    """`tensor[index[b]]` for every `b`, with the batch axis last, from the one-hot encoding
+    of `index`: a sum over the (small) local axis, elementwise with the batch in the vector
+    lanes (faster than a gather, or a select, in the fused loop that uses it)."""
+    rest = (1,) * (tensor.ndim - 1)
+    out = tensor[0][..., None] * one_hot[0].reshape(*rest, -1)
+    for s in range(1, tensor.shape[0]):
+        out = out + tensor[s][..., None] * one_hot[s].reshape(*rest, -1)
+    return out
+
+
+def _times(
+    edges: Inexact[Array, "*rows bond batch"], matrices: Inexact[Array, "bond bond_out batch"]
+) -> Inexact[Array, "*rows bond_out batch"]:
+    """`edges[..., b] @ matrices[..., b]` for every `b`, batch axis last: a sum of `bond`
+    broadcast products, one elementwise fusion vectorised over the batch. For small bond
+    dimensions this beats a batched matrix product of `(batch, D, D)` stacks (a loop of tiny
+    products) and a dense product with every local value (twice the work, then a select)."""
+    rows = (1,) * (edges.ndim - 2)
+    out = edges[..., 0, None, :] * matrices[0].reshape(*rows, *matrices.shape[1:])
+    for j in range(1, matrices.shape[0]):
+        out = out + edges[..., j, None, :] * matrices[j].reshape(*rows, *matrices.shape[1:])
+    return out
+
+
+def _scan_sites(
+    edges: Inexact[Array, "*rows bond batch"],
+    tensors: Inexact[Array, "sites local_size bond bond"],
+    one_hot: Inexact[Array, "sites local_size batch"],
+) -> Inexact[Array, "*rows bond batch"]:
+    """`edges[..., b] @ tensors[0][x_0] @ tensors[1][x_1] @ …` for every `b` (with `x_i` the
+    local index that `one_hot[i, :, b]` encodes), a `lax.scan` over the sites (the compiled
+    program does not grow with their number)."""
+
+    def step(edges, site):
+        tensor, site_one_hot = site
+        return _times(edges, _pick(tensor, site_one_hot)), None
+
+    edges, _ = jax.lax.scan(step, edges, (tensors, one_hot))
+    return edges
 
 
 class AbstractMPS(eqx.Module):
@@ -89,20 +114,6 @@ class AbstractMPS(eqx.Module):
         return jnp.log(psi.astype(_complex_dtype(psi.dtype))).reshape(batch)
 
 
-def _scan_sites(
-    edges: Array, tensors: Array, indices: Int[Array, "batch sites"]
-) -> Array:
-    """`edges[b] @ tensors[0][indices[b, 0]] @ tensors[1][indices[b, 1]] @ …` for every `b`,
-    a `lax.scan` over the sites (the compiled program does not grow with their number)."""
-
-    def step(edges, site):
-        tensor, index = site
-        return _right_multiply(edges, tensor, index), None
-
-    edges, _ = jax.lax.scan(step, edges, (tensors, indices.T))
-    return edges
-
-
 class MPSOpen(AbstractMPS):
     r"""Matrix product state with open boundaries.
 
@@ -114,8 +125,8 @@ class MPSOpen(AbstractMPS):
     deviations from a reference state: $u = 1 + $ `left_tensors`, $v = 1 + $
     `right_tensors` (all-ones vectors) and $A_i = \mathbb{1} + $ `middle_tensors[i - 2]`,
     initialised `normal(0.01)`, so that a freshly initialised MPS is close to the uniform
-    superposition. The contraction runs left to right, `(batch, D)` vectors times matrices,
-    in a `lax.scan` over the sites.
+    superposition. The contraction runs left to right, `(D, batch)` vectors times matrices
+    (batch axis last, elementwise over the batch), in a `lax.scan` over the sites.
 
     ??? cite "Reference"
 
@@ -191,9 +202,10 @@ class MPSOpen(AbstractMPS):
         left = self.left_tensors + 1
         right = self.right_tensors + 1
         middle = self.middle_tensors + _identities(self.middle_tensors)
-        edges = left[indices[:, 0]]  # (batch, D)
-        edges = _scan_sites(edges, middle, indices[:, 1:-1])
-        return jnp.sum(edges * right[indices[:, -1]], axis=-1)
+        one_hot = _one_hot(indices, self.hilbert.local_size, left.dtype)
+        edges = _pick(left, one_hot[0])  # (D, batch)
+        edges = _scan_sites(edges, middle, one_hot[1:-1])
+        return jnp.sum(edges * _pick(right, one_hot[-1]), axis=0)
 
 
 class MPSPeriodic(AbstractMPS):
@@ -207,7 +219,8 @@ class MPSPeriodic(AbstractMPS):
     tensors independent). As in NetKet's `nk.models.tensor_networks.MPSPeriodic`,
     `tensors` holds the deviations from the identity, $A_i = \mathbb{1} + $
     `tensors[i mod P]`, initialised `normal(0.01)`. The contraction multiplies
-    `(batch, D, D)` matrices site by site in a `lax.scan`.
+    `(D, D, batch)` matrices (batch axis last, elementwise over the batch) site by site in a
+    `lax.scan`.
     """
 
     tensors: Inexact[
@@ -273,7 +286,8 @@ class MPSPeriodic(AbstractMPS):
         """
         check_fields(self)
         cell = self.tensors + _identities(self.tensors)
-        tensors = cell[np.arange(self.hilbert.size) % self.symperiod]  # (N, d, D, D)
-        edges = tensors[0][indices[:, 0]]  # (batch, D, D)
-        edges = _scan_sites(edges, tensors[1:], indices[:, 1:])
-        return jnp.trace(edges, axis1=-2, axis2=-1)
+        tensors = jnp.tile(cell, (self.hilbert.size // self.symperiod, 1, 1, 1))  # (N, d, D, D)
+        one_hot = _one_hot(indices, self.hilbert.local_size, cell.dtype)
+        edges = _pick(tensors[0], one_hot[0])  # (D, D, batch)
+        edges = _scan_sites(edges, tensors[1:], one_hot[1:])
+        return jnp.trace(edges, axis1=0, axis2=1)
