@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, Shaped
 
-from .._misc import check_hilbert, positive_int, positive_number
+from .._misc import changed_sites, check_hilbert, positive_int, positive_number
 from ..hilbert import AbstractDiscreteHilbert, AbstractHilbert, Particles
 from ..lattice import Grid
 
@@ -84,6 +84,22 @@ class AbstractRule(eqx.Module):
         data of the proposals.
         """
 
+    def propose_changes(
+        self, hilbert: AbstractHilbert, x: Array, aux: Any, random: Any
+    ) -> tuple[Array, Array | None, Any, tuple[Array, Array, Array]]:
+        r"""[`propose`][nqzoo.mcmc.AbstractRule.propose], and the sites the proposals
+        change: what the sampler updates a lookup table with (only called for rules with a
+        `max_changed`).
+
+        **Returns:** `(x_new, log_correction, aux_new, (sites, old, new))`: the first three as
+        `propose` returns them, and `max_changed` sites per chain with their values in `x`
+        and `x_new` (`(n_chains, max_changed)` each; a listed site with `old == new` changes
+        nothing). By default the sites are found by comparing `x_new` with `x` (`O(N)` per
+        chain); a rule that knows them overrides this.
+        """
+        x_new, log_correction, aux_new = self.propose(hilbert, x, aux, random)
+        return x_new, log_correction, aux_new, changed_sites(x, x_new, self.max_changed)
+
 
 def _discrete(hilbert: object, rule: str) -> AbstractDiscreteHilbert:
     return check_hilbert(
@@ -135,6 +151,9 @@ class LocalRule(AbstractRule):
         return jax.random.randint(key, (n_steps, n_chains), 0, n_moves, dtype=jnp.int32)
 
     def propose(self, hilbert, x, aux, random):
+        return self.propose_changes(hilbert, x, aux, random)[:3]
+
+    def propose_changes(self, hilbert, x, aux, random):
         m = hilbert.local_size
         site = random // (m - 1) if m > 2 else random
         rows = jnp.arange(x.shape[0])
@@ -147,7 +166,8 @@ class LocalRule(AbstractRule):
             offset = random % (m - 1) + 1
             table = jnp.asarray(hilbert.local_states, dtype=x.dtype)
             new = table[(_local_index(hilbert, old) + offset) % m]
-        return x.at[rows, site].set(new), None, None
+        changes = (site[:, None], old[:, None], new[:, None])
+        return x.at[rows, site].set(new), None, None, changes
 
 
 def _edges_within(lattice: Grid, d_max: int) -> np.ndarray:
@@ -305,6 +325,9 @@ class ExchangeRule(AbstractRule):
         return self._differ(x)
 
     def propose(self, hilbert, x, aux, random):
+        return self.propose_changes(hilbert, x, aux, random)[:3]
+
+    def propose_changes(self, hilbert, x, aux, random):
         n_chains = x.shape[0]
         block, n_blocks = self._blocks()
         pad = block * n_blocks - self.n_edges
@@ -335,7 +358,10 @@ class ExchangeRule(AbstractRule):
         log_correction = jnp.where(
             total > 0, jnp.log(total.astype(float)) - jnp.log(total_new.astype(float)), -jnp.inf
         )
-        return x_new, log_correction, differ_new
+        # (no differing edge: the swap of two equal values changes nothing, and is rejected)
+        changes = (jnp.stack([i, j], axis=-1), jnp.stack([xi, xj], axis=-1),
+                   jnp.stack([xj, xi], axis=-1))
+        return x_new, log_correction, differ_new, changes
 
 
 class GaussianRule(AbstractRule):

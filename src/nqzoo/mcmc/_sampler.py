@@ -10,7 +10,6 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Shaped
 
 from .._misc import (
-    changed_sites,
     check_hilbert,
     int_at_least,
     positive_int,
@@ -375,17 +374,20 @@ def _sample(
     use_lookup = isinstance(model, AbstractLookupModel) and rule.max_changed is not None
 
     def from_table(table):
-        log_psi = jnp.asarray(model.log_psi_from_lookup(table))
+        log_psi = jnp.asarray(model.fast_log_psi_from_lookup(table))
         return (jnp.real(log_psi) * sampler.machine_pow).astype(dtype)
 
     def step(carry, randoms):
         x, log_prob, aux, table, n_accepted, n_nan = carry
         move, uniform = randoms
-        x_new, log_correction, aux_new = rule.propose(hilbert, x, aux, move)
         if use_lookup:
-            table_new = model.update_lookup(table, *changed_sites(x, x_new, rule.max_changed))
+            x_new, log_correction, aux_new, changes = rule.propose_changes(
+                hilbert, x, aux, move
+            )
+            table_new = model.update_lookup(table, *changes)
             log_prob_new = from_table(table_new)
         else:
+            x_new, log_correction, aux_new = rule.propose(hilbert, x, aux, move)
             table_new = None
             log_prob_new = sampler._log_prob(model, x_new).astype(dtype)
         delta = log_prob_new - log_prob

@@ -13,6 +13,10 @@ from ..models import AbstractLookupModel
 from ._base import AbstractOperator
 
 
+# table entries updated at once by the lookup path of the local energies (~1 MB of float64)
+_BLOCK_ENTRIES = 2**17
+
+
 def local_energy(
     log_psi: Callable,
     operator: AbstractOperator,
@@ -72,17 +76,29 @@ def _local_energy(log_psi, operator, x, chunk_size):
     sites = operator.changed_sites
     use_lookup = isinstance(log_psi, AbstractLookupModel) and sites is not None
 
-    def kernel(xs):
+    def connected_log_psi(xs, table):
+        """log psi of every connected element of `xs` from the samples' `table`."""
         x_conn, mels = operator.connected(xs)  # (m, n_conn, N), (m, n_conn)
+        at = jnp.asarray(sites)[None]  # (1, n_conn, k)
+        old = jnp.take_along_axis(xs[:, None, :], at, axis=-1)  # (m, n_conn, k)
+        new = jnp.take_along_axis(x_conn, jnp.broadcast_to(at, old.shape), axis=-1)
+        table = jax.tree.map(lambda t: t[:, None], table)  # (m, 1, ...)
+        updated = log_psi.update_lookup(table, at, old, new)
+        return mels, log_psi.fast_log_psi_from_lookup(updated)
+
+    def kernel(xs):
         if use_lookup:  # each connected amplitude updates the sample's table
             table = log_psi.lookup(xs)
-            lp = log_psi.log_psi_from_lookup(table)[..., None]
-            at = jnp.asarray(sites)[None]  # (1, n_conn, k)
-            old = jnp.take_along_axis(xs[:, None, :], at, axis=-1)  # (m, n_conn, k)
-            new = jnp.take_along_axis(x_conn, jnp.broadcast_to(at, old.shape), axis=-1)
-            table = jax.tree.map(lambda t: t[:, None], table)  # (m, 1, ...)
-            lp_conn = log_psi.log_psi_from_lookup(log_psi.update_lookup(table, at, old, new))
+            lp = log_psi.fast_log_psi_from_lookup(table)[..., None]
+            # The updated tables of a block of samples (block * n_conn * table entries)
+            # stay in the cache: evaluated for the whole chunk at once they would go to
+            # memory and back, several times slower. Elementwise, so the block size does
+            # not change the numbers.
+            width = sum(t.size for t in jax.tree.leaves(table)) // max(xs.shape[0], 1)
+            block = max(1, _BLOCK_ENTRIES // max(1, operator.n_conn * width))
+            mels, lp_conn = chunked_map(lambda a: connected_log_psi(*a), (xs, table), block)
         else:
+            x_conn, mels = operator.connected(xs)  # (m, n_conn, N), (m, n_conn)
             lp = log_psi(xs)[..., None]
             lp_conn = log_psi(x_conn)
         keep = mels != 0
