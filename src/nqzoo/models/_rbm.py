@@ -18,7 +18,7 @@ from .._typecheck import check_fields
 from ..hilbert import AbstractDiscreteHilbert, Qubit
 from ..nn import initializers, log_cosh
 from ..nn._activations import log_cosh_parts
-from ._lookup import AbstractLookupModel
+from ._lookup import AbstractLookupModel, log_cosh_sum
 
 
 def _sizes(hilbert: object, alpha: object, model: str) -> tuple[AbstractDiscreteHilbert, int, int]:
@@ -97,6 +97,12 @@ class AbstractRBM(AbstractLookupModel):
             re, im = log_cosh_parts(*parts)
             return jax.lax.complex(re.sum(axis=-1), im.sum(axis=-1))
         return self.activation(parts[0]).sum(axis=-1)
+
+    def _fast_activate(self, parts: tuple) -> Array:
+        """`_activate`, with `log_cosh_sum` for real pre-activations under `log_cosh`."""
+        if self.activation is log_cosh and len(parts) == 1 and not jnp.iscomplexobj(parts[0]):
+            return log_cosh_sum(parts[0])
+        return self._activate(parts)
 
     def _moved(self, parts: tuple, kernel: Array, bias: Array | None, sites, delta) -> tuple:
         """The pre-activations after the inputs at `sites` change by `delta`."""
@@ -206,6 +212,11 @@ class RBM(AbstractRBM):
     def log_psi_from_lookup(self, table: tuple) -> Inexact[Array, "*batch"]:
         theta, visible = table
         log_psi = self._activate(theta)
+        return log_psi if visible is None else log_psi + visible
+
+    def fast_log_psi_from_lookup(self, table: tuple) -> Inexact[Array, "*batch"]:
+        theta, visible = table
+        log_psi = self._fast_activate(theta)
         return log_psi if visible is None else log_psi + visible
 
     def update_lookup(self, table: tuple, sites: ArrayLike, old: ArrayLike, new: ArrayLike):
@@ -320,6 +331,11 @@ class RBMModPhase(AbstractRBM):
         if jnp.iscomplexobj(re) or jnp.iscomplexobj(im):  # a complex-valued activation
             re, im = re.real - im.imag, re.imag + im.real
         return jax.lax.complex(re, im)
+
+    def fast_log_psi_from_lookup(self, table: tuple) -> Complex[Array, "*batch"]:
+        if self.activation is not log_cosh:
+            return self.log_psi_from_lookup(table)
+        return jax.lax.complex(self._fast_activate(table[0]), self._fast_activate(table[1]))
 
     def update_lookup(self, table: tuple, sites: ArrayLike, old: ArrayLike, new: ArrayLike):
         sites = jnp.asarray(sites)
