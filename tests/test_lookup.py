@@ -65,6 +65,60 @@ def test_update_equals_recomputation(name, build, getkey):
     np.testing.assert_array_equal(model.log_psi_from_lookup(model.lookup(y)), direct)
 
 
+@pytest.mark.parametrize("name, build", MODELS, ids=[m[0] for m in MODELS])
+def test_fast_log_psi_equals_log_psi(name, build, getkey):
+    # the samplers' and local energies' fast path reads the same log psi off the table
+    model = _model(build, FOCK, getkey())
+    table = model.lookup(FOCK.random_state(getkey(), (16,)))
+    fast, exact = model.fast_log_psi_from_lookup(table), model.log_psi_from_lookup(table)
+    assert fast.dtype == exact.dtype and fast.shape == exact.shape == (16,)
+    tol = 1e-6 if "float32" in name else 1e-13
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(exact), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype, m", [(jnp.float64, 7), (jnp.float64, 2500), (jnp.float32, 300)])
+def test_log_cosh_sum(dtype, m, getkey):
+    # one product per block (blocks below the overflow of 2^m), huge and zero entries
+    from nqzoo.models._lookup import log_cosh_sum
+
+    theta = 3 * jax.random.normal(getkey(), (5, m), dtype)
+    theta = theta.at[0, 0].set(1e4).at[1, 1].set(-800.0).at[2, :].set(0.0)
+    out = log_cosh_sum(theta)
+    ref = np.sum(np.logaddexp(np.float64(theta), -np.float64(theta)) - np.log(2), axis=-1)
+    assert out.dtype == dtype and out.shape == (5,)
+    tol = 1e-5 if dtype == jnp.float32 else 1e-13
+    np.testing.assert_allclose(np.asarray(out, np.float64), ref, rtol=tol, atol=tol * m)
+    assert np.asarray(out)[2] == 0.0
+
+
+@pytest.mark.parametrize(
+    "rule, hilbert",
+    [
+        (nqz.mcmc.LocalRule(), SPIN),
+        (nqz.mcmc.LocalRule(), FOCK),
+        (nqz.mcmc.ExchangeRule(lattice=CHAIN, d_max=2), SPIN_SZ0),
+    ],
+    ids=["local spin", "local fock", "exchange"],
+)
+def test_rules_report_the_sites_they_change(rule, hilbert, getkey):
+    # propose_changes: the proposals of propose, and the sites where they differ from x
+    x = hilbert.random_state(getkey(), (64,))
+    aux = rule.init_aux(hilbert, x)
+    move = rule.random(hilbert, getkey(), 1, 64, jnp.float64)
+    move = jax.tree.map(lambda r: r[0], move)
+    x_new, _, _ = rule.propose(hilbert, x, aux, move)
+    y, _, _, (sites, old, new) = rule.propose_changes(hilbert, x, aux, move)
+    np.testing.assert_array_equal(x_new, y)
+    assert sites.shape == old.shape == new.shape == (64, rule.max_changed)
+    rebuilt = np.array(x)
+    for k in range(rule.max_changed):
+        np.testing.assert_array_equal(np.take_along_axis(np.asarray(x), sites[:, k:k + 1], 1)[:, 0],
+                                      old[:, k])
+        np.put_along_axis(rebuilt, np.asarray(sites[:, k:k + 1]), np.asarray(new[:, k:k + 1]), 1)
+    np.testing.assert_array_equal(rebuilt, x_new)
+    assert (np.asarray(x_new) != np.asarray(x)).any()
+
+
 def test_changed_sites_helper():
     x = jnp.array([[1, 1, -1, -1], [1, -1, 1, -1], [1, 1, 1, 1]], dtype=jnp.int8)
     y = jnp.array([[1, -1, -1, 1], [1, -1, 1, -1], [-1, 1, 1, 1]], dtype=jnp.int8)
