@@ -1,6 +1,9 @@
 """The autoregressive Transformer: fast == slow at every step, normalisation (constrained
-spaces too), the causal property, a transcription of the papers' equations, gradients,
-sampling (chi-squared), orderings, float32, shapes and bad input."""
+spaces too), a transcription of the equations, the causal mask (flips and the Jacobian),
+gradients, sampling (chi-squared), float32, the cache layout, shapes and bad input.
+
+Small sizes (4 to 6 sites) and one compilation per test: the properties do not depend on
+the size, and the whole file runs in well under a minute."""
 
 import math
 
@@ -12,31 +15,20 @@ import numpy as np
 import pytest
 
 import nqzoo as nqz
+import nqzoo.testing as nqt
 
 from .helpers import randomize
 
 
-SPACES = {
-    "spin6": nqz.hilbert.Spin(0.5, 6),
-    "fock6": nqz.hilbert.Fock(2, 6),
-    "spin6_sz0": nqz.hilbert.Spin(0.5, 6, total_sz=0),
-    "fock6_n4": nqz.hilbert.Fock(2, 6, n_particles=4),
+# space, lattice_shape, order, positional (DTYPE_POW: dtype and machine_pow): together they
+# cover the chain and a lattice in snake order, both positional encodings, a constrained
+# space, real and complex parameters and machine_pow 1 and 2 (the complex transcription is
+# in the gradient test)
+CASES = {
+    "spin4-2x2-snake-2d": (nqz.hilbert.Spin(0.5, 4), (2, 2), "snake", "2d"),
+    "fock4n3-chain-learned": (nqz.hilbert.Fock(2, 4, n_particles=3), None, "snake", "learned"),
 }
-
-# space, lattice_shape, order, positional, dtype, machine_pow
-CASES = [
-    ("spin6", None, "snake", "learned", jnp.float64, 2),
-    ("fock6_n4", None, "snake", "learned", jnp.complex128, 1),
-    ("spin6", (2, 3), "snake", "2d", jnp.float64, 2),
-    ("spin6", (3, 2), "row-major", "learned", jnp.complex128, 2),
-    ("spin6_sz0", (2, 3), "snake", "2d", jnp.float64, 2),
-]
-
-
-def _case_id(case):
-    space, shape, order, positional, dtype, mp = case
-    lattice = "chain" if shape is None else "x".join(map(str, shape)) + "-" + order
-    return f"{space}-{lattice}-{positional}-{jnp.dtype(dtype).name}-mp{mp}"
+DTYPE_POW = {"spin4": (jnp.float64, 2), "fock4n3": (jnp.complex128, 1)}
 
 
 def _random_fast(hilbert, *, seed=0, layers=2, d_model=4, heads=2, **kwargs):
@@ -52,34 +44,13 @@ def _random_fast(hilbert, *, seed=0, layers=2, d_model=4, heads=2, **kwargs):
 
 
 @eqx.filter_jit
-def _fast_conditionals(model, state, x):
-    """Probabilities of every site from `conditional` steps along the model's order (a
-    lax.scan, vmapped over x), in site order."""
-    order = model.reorder(jnp.arange(model.hilbert.size))
-
-    def one(config):
-        def step(state, index):
-            p, state = model.conditional(config, index, state)
-            return state, p
-
-        return model.inverse_reorder(jax.lax.scan(step, state, order)[1], axis=0)
-
-    return jax.vmap(one)(x)
+def _log_psi(model, x):
+    return model(x)
 
 
 @eqx.filter_jit
-def _slow(model, x):
-    return model(x), model.conditionals(x), model.conditionals_log_psi(x)
-
-
-@eqx.filter_jit
-def _evaluate(fast, state, x, reference):
-    """Everything the parity test computes, in one compilation: the slow model's log psi,
-    conditionals and network conditionals, the fast steps' conditionals and (if
-    `reference`) the transcription's log psi."""
-    slow = fast.to_slow()
-    ref = jax.vmap(lambda s: _reference_log_psi(slow, s))(x) if reference else None
-    return _slow(slow, x), _fast_conditionals(fast, state, x), ref
+def _log_psi_and_reference(model, x):
+    return model(x), jax.vmap(lambda s: _reference_log_psi(model, s))(x)
 
 
 # ------------------------------------------------------------------------------------------
@@ -162,48 +133,61 @@ def _reference(model, x):
     return jnp.sum(picked)
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_fast_slow_normalisation_reference(case):
-    space, shape, order, positional, dtype, mp = case
-    hilbert = SPACES[space]
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_fast_matches_slow_normalised_and_transcribed(case):
+    hilbert, shape, order, positional = CASES[case]
+    dtype, mp = DTYPE_POW[case.split("-")[0]]
     fast, state = _random_fast(
         hilbert, lattice_shape=shape, order=order, positional=positional, param_dtype=dtype,
         machine_pow=mp,
     )  # fmt: skip
     slow = fast.to_slow()
     states = hilbert.all_states()
-    (log_psi, cond, log_cond), fast_cond, reference = _evaluate(
-        fast, state, states, not hilbert.constrained
-    )
-    assert log_psi.dtype == dtype and cond.dtype == jnp.finfo(dtype).dtype
-
-    # fast steps along the model's order == slow conditionals, at every step
-    np.testing.assert_allclose(fast_cond, cond, rtol=0, atol=1e-12)
-
-    # sum_x |psi(x)|^p = 1 over the (constrained) space, every conditional normalised
-    assert abs(float(jnp.sum(jnp.exp(mp * log_psi.real))) - 1) < 1e-12
-    np.testing.assert_allclose(cond.sum(-1), 1.0, rtol=0, atol=1e-12)
-    if hilbert.constrained:  # outside the space: zero amplitude
-        full = nqz.hilbert.Spin(0.5, 6) if space.startswith("spin") else nqz.hilbert.Fock(2, 6)
-        everything = full.all_states()
-        members = set(map(tuple, np.asarray(states).tolist()))
-        inside = np.array([tuple(s) in members for s in np.asarray(everything).tolist()])
-        assert np.all(np.isneginf(np.asarray(_slow(slow, everything)[0].real)[~inside]))
-    else:
-        # the network's own conditionals are the constrained ones
-        np.testing.assert_allclose(jnp.exp(mp * log_cond.real), cond, rtol=0, atol=1e-14)
-        # the paper's equations, transcribed in the test
+    # fast steps along the model's order == slow conditionals (and complex log-conditionals)
+    # at every step and every configuration
+    nqt.assert_fast_matches_slow(fast, state, states, slow=slow, atol=1e-12)
+    # sum_x |psi(x)|^p = 1 (and no weight outside a constrained space); the fast steps give
+    # the same conditionals, to 1e-12
+    nqt.assert_normalized(slow, rtol=1e-12)
+    if not hilbert.constrained:  # the equations, transcribed in the test
+        log_psi, reference = _log_psi_and_reference(slow, states)
+        assert log_psi.dtype == dtype
         np.testing.assert_allclose(log_psi, reference, rtol=1e-12, atol=1e-12)
+
+
+def test_causal_by_flips_order_and_jacobian():
+    """Site i never depends on the sites generated at or after it: flips of every site
+    (three local values, the snake order of a 2x3 lattice), and the Jacobian of the blocks'
+    outputs with respect to their inputs, zero exactly above the diagonal."""
+    hilbert = nqz.hilbert.Spin(1, 6)
+    fast, _ = _random_fast(hilbert, lattice_shape=(2, 3), order="snake", positional="2d")
+    slow = fast.to_slow()
+    np.testing.assert_array_equal(
+        slow.reorder(jnp.arange(6)), nqz.lattice.Grid((2, 3)).snake_order()
+    )
+    nqt.assert_autoregressive(slow, key=jax.random.key(0), n_configs=4, atol=0.0)
+
+    def network(h):  # the residual stream of every position -> the raw outputs
+        for block in slow.blocks:
+            h = block(h)
+        return slow.output(h)
+
+    h = jax.random.normal(jax.random.key(1), (6, slow.d_model))
+    jac = np.asarray(jax.jit(jax.jacfwd(network))(h))  # (position i, k, position j, d)
+    size = np.max(np.abs(jac), axis=(1, 3))
+    later = np.triu(np.ones((6, 6), bool), 1)  # j > i
+    assert np.all(size[later] == 0)
+    assert np.all(size[~later] > 1e-6)  # and every earlier position is read
 
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.complex128])
 def test_gradients_equal_the_transcription(dtype):
-    hilbert = SPACES["spin6"]
+    hilbert = nqz.hilbert.Spin(0.5, 4)
     fast, _ = _random_fast(
-        hilbert, layers=1, lattice_shape=(2, 3), positional="2d", param_dtype=dtype
+        hilbert, layers=1, lattice_shape=(2, 2), positional="2d", param_dtype=dtype
     )
     slow = fast.to_slow()
-    x = hilbert.all_states()[::5]
+    x = hilbert.all_states()[::3]
 
     @eqx.filter_jit
     def grads(model):
@@ -211,9 +195,12 @@ def test_gradients_equal_the_transcription(dtype):
         ref = eqx.filter_grad(
             lambda m: jnp.sum(jax.vmap(lambda s: _reference_log_psi(m, s))(x).real)
         )(model)
-        return g, ref
+        return g, ref, model(x), jax.vmap(lambda s: _reference_log_psi(model, s))(x)
 
-    g, ref = grads(slow)
+    g, ref, log_psi, reference = grads(slow)
+    # the values too (the complex transcription; the real one is in the parity test)
+    assert log_psi.dtype == dtype
+    np.testing.assert_allclose(log_psi, reference, rtol=1e-12, atol=1e-12)
     g_leaves, ref_leaves = jax.tree.leaves(g), jax.tree.leaves(ref)
     assert len(g_leaves) == len(ref_leaves) == len(jax.tree.leaves(eqx.filter(slow, eqx.is_array)))
     for a, b in zip(g_leaves, ref_leaves):
@@ -221,95 +208,23 @@ def test_gradients_equal_the_transcription(dtype):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape, order", [(None, "snake"), ((2, 3), "snake")])
-def test_causal_flip_test_and_order(shape, order):
-    """Changing the site generated at position k changes no conditional of positions <= k
-    (site i never depends on sites generated at or after it), and does change the next one."""
-    hilbert = nqz.hilbert.Spin(1, 6)  # three local values
-    fast, _ = _random_fast(hilbert, lattice_shape=shape, order=order, positional="2d")
-    slow = fast.to_slow()
-    sites = np.asarray(slow.reorder(jnp.arange(6)))
-    if shape is not None and order == "snake":
-        np.testing.assert_array_equal(sites, nqz.lattice.Grid(shape).snake_order())
-    else:
-        np.testing.assert_array_equal(sites, np.arange(6))
-    x = np.asarray(hilbert.random_state(jax.random.key(0), 4))
-    flipped = []
-    for k, site in enumerate(sites):
-        for shift in (1, 2):
-            y = x.copy()
-            values = np.asarray(hilbert.local_states)
-            pos = np.argmax(y[:, site, None] == values[None, :], axis=1)
-            y[:, site] = values[(pos + shift) % 3]
-            flipped.append((k, y))
-    cond = np.asarray(_slow(slow, np.concatenate([x] + [y for _, y in flipped]))[1])
-    base, rest = cond[:4], cond[4:].reshape(len(flipped), 4, 6, 3)
-    for (k, _), c in zip(flipped, rest):
-        before = sites[: k + 1]  # positions <= k: unchanged, exactly
-        np.testing.assert_array_equal(c[:, before], base[:, before])
-        if k + 1 < 6:  # the next position reads the flipped site
-            assert np.max(np.abs(c[:, sites[k + 1]] - base[:, sites[k + 1]])) > 1e-6
-
-
-# ------------------------------------------------------------------------------------------
-# Sampling
-# ------------------------------------------------------------------------------------------
-
-
-def _chi2_pvalue(states, samples, probs) -> float:
-    """Pearson's chi-squared p-value of `samples` against `probs` over `states`, bins of
-    expected count < 5 merged."""
-    codes = {tuple(s): i for i, s in enumerate(np.asarray(states).tolist())}
-    rows = [codes[tuple(s)] for s in np.asarray(samples).tolist()]  # KeyError: not a state
-    counts = np.bincount(rows, minlength=len(codes))
-    expected = len(samples) * np.asarray(probs)
-    small = expected < 5
-    obs = np.append(counts[~small], counts[small].sum())
-    exp = np.append(expected[~small], expected[small].sum())
-    obs, exp = obs[exp > 0], exp[exp > 0]
-    stat = np.sum((obs - exp) ** 2 / exp)
-    return float(jax.scipy.special.gammaincc((obs.size - 1) / 2, stat / 2))
-
-
-N_SAMPLES = 8192
-
-
-@pytest.mark.parametrize(
-    "space, kwargs, twin",
-    [
-        ("spin6", dict(lattice_shape=(2, 3), positional="2d", machine_pow=2), True),
-        ("spin6_sz0", dict(param_dtype=jnp.complex128, machine_pow=2), False),
-    ],
-)
-def test_sampling_chi2(space, kwargs, twin):
-    hilbert = SPACES[space]
-    fast, state = _random_fast(hilbert, **kwargs)
-    samples, log_prob = nqz.sample(
-        fast, N_SAMPLES, key=jax.random.key(5), state=state, return_log_prob=True
+def test_sampling_chi2():
+    """Exact samples of a constrained space on a 2x3 lattice (snake order, complex
+    parameters) follow |psi|^2 (their log-probabilities too), and the test has the power
+    to reject |psi|^1."""
+    hilbert = nqz.hilbert.Spin(0.5, 6, total_sz=0)
+    fast, state = _random_fast(
+        hilbert, lattice_shape=(2, 3), positional="2d", param_dtype=jnp.complex128
     )
-    assert samples.shape == (N_SAMPLES, 6) and samples.dtype == hilbert.dtype
-    states = hilbert.all_states()
-    log_psi = np.asarray(_log_psi(fast.to_slow(), jnp.concatenate([states, samples]))).real
-    probs = np.exp(fast.machine_pow * log_psi[: len(states)])
-    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-12)
-    assert _chi2_pvalue(states, samples, probs) > 1e-4
-    np.testing.assert_allclose(log_prob, fast.machine_pow * log_psi[len(states) :], atol=1e-12)
-    # and the test has power: |psi|^1 instead of |psi|^2 is rejected
-    wrong = np.exp(log_psi[: len(states)])
-    assert _chi2_pvalue(states, samples, wrong / wrong.sum()) < 1e-4
-    if twin:  # the slow twin (recomputing every step) draws the same samples
-        slow_samples = nqz.sample(fast.to_slow(), N_SAMPLES, key=jax.random.key(5))
-        np.testing.assert_array_equal(slow_samples, samples)
-
-
-@eqx.filter_jit
-def _log_psi(model, x):
-    return model(x)
+    samples, _ = nqt.assert_exact_sampling(fast, key=jax.random.key(5), state=state, n_samples=8192)
+    log_psi = np.asarray(_log_psi(fast.to_slow(), hilbert.all_states())).real
+    wrong = nqt.chi2_test(nqt.histogram(hilbert, samples), np.exp(log_psi))
+    assert wrong.pvalue < 1e-8
 
 
 def test_float32_end_to_end():
-    hilbert = SPACES["spin6"]
-    fast, state = _random_fast(hilbert, param_dtype=jnp.float32, lattice_shape=(2, 3))
+    hilbert = nqz.hilbert.Spin(0.5, 4)
+    fast, state = _random_fast(hilbert, layers=1, param_dtype=jnp.float32, lattice_shape=(2, 2))
     leaves = jax.tree.leaves(eqx.filter(fast, eqx.is_inexact_array))
     assert {leaf.dtype for leaf in leaves} == {jnp.dtype(jnp.float32)}
     assert {leaf.dtype for leaf in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
@@ -322,14 +237,15 @@ def test_float32_end_to_end():
         samples, log_prob = nqz.sample(
             fast, 64, key=jax.random.key(0), state=state, return_log_prob=True
         )
-        return slow(states), slow.conditionals(states), grad, samples, log_prob
+        return slow(states), slow.conditionals(states), grad, samples, log_prob, slow(samples)
 
-    log_psi, cond, grad, samples, log_prob = run(fast, state)
+    log_psi, cond, grad, samples, log_prob, log_psi_samples = run(fast, state)
     assert log_psi.dtype == jnp.float32 and cond.dtype == jnp.float32
     assert abs(float(jnp.sum(jnp.exp(2 * log_psi.astype(jnp.float64)))) - 1) < 1e-5
     assert {g.dtype for g in jax.tree.leaves(grad)} == {jnp.dtype(jnp.float32)}
-    assert samples.shape == (64, 6) and log_prob.dtype == jnp.float32
-    np.testing.assert_allclose(log_prob, 2 * _log_psi(fast, samples), atol=1e-5)
+    assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree.leaves(grad))
+    assert samples.shape == (64, 4) and log_prob.dtype == jnp.float32
+    np.testing.assert_allclose(log_prob, 2 * log_psi_samples, atol=1e-5)
 
 
 def test_cache_layout_and_memory():
@@ -338,8 +254,9 @@ def test_cache_layout_and_memory():
         nqz.hilbert.Spin(0.5, 100), 2, 16, 2, key=jax.random.key(0),
     )  # fmt: skip
     leaves = jax.tree.leaves(state)
-    # per block: keys and values, heads first
-    assert len(leaves) == 4 and all(leaf.shape == (2, 100, 8) for leaf in leaves)
+    # per block: keys and values, (heads, head_dim, N)
+    assert len(leaves) == 4 and all(leaf.shape == (2, 8, 100) for leaf in leaves)
+    assert {leaf.dtype for leaf in leaves} == {jnp.dtype(jnp.float64)}
     # the bytes per sample quoted in docs/transformers.md: 2 L N d * 8
     nbytes = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in leaves)
     assert nbytes == 2 * 2 * 100 * 16 * 8 == 51200
@@ -350,12 +267,15 @@ def test_cache_layout_and_memory():
 # ------------------------------------------------------------------------------------------
 
 
+SPIN4 = nqz.hilbert.Spin(0.5, 4)
+
+
 def test_shape_checks():
-    fast, state = _random_fast(SPACES["spin6"])
+    fast, state = _random_fast(SPIN4)
     slow = fast.to_slow()
     with pytest.raises(TypeError, match=r"parameter 'x'(.|\n)*\{self\.hilbert\.size\}") as info:
         slow(jnp.ones((3, 5), jnp.int8))
-    assert "self.hilbert.size=6" in str(info.value)
+    assert "self.hilbert.size=4" in str(info.value)
     with pytest.raises(TypeError, match=r"parameter 'x'"):
         fast.conditional(jnp.ones((5,), jnp.int8), 0, state)
     # a field of the wrong shape swapped in with tree_at is caught at the call
@@ -363,10 +283,10 @@ def test_shape_checks():
     with pytest.raises(
         TypeError, match=r"CausalSelfAttention\.qkv_kernel is float64\[4, 3, 2, 3\]"
     ):
-        bad(jnp.ones((2, 6), jnp.int8))
+        bad(jnp.ones((2, 4), jnp.int8))
     bad = eqx.tree_at(lambda m: m.embedding, slow, jnp.ones((3, 4)))
     with pytest.raises(TypeError, match=r"ARTransformer\.embedding is float64\[3, 4\]"):
-        bad(jnp.ones((2, 6), jnp.int8))
+        bad(jnp.ones((2, 4), jnp.int8))
 
 
 @pytest.mark.parametrize(
@@ -381,7 +301,7 @@ def test_shape_checks():
         (dict(heads=0), ValueError, r"heads must be a positive integer"),
         (dict(layers=0), ValueError, r"layers must be a positive integer"),
         (dict(mlp_ratio=0), ValueError, r"mlp_ratio must be a positive integer"),
-        (dict(lattice_shape=(2, 2)), ValueError, r"lattice_shape=\(2, 2\) has 4 sites.*N=6"),
+        (dict(lattice_shape=(2, 3)), ValueError, r"lattice_shape=\(2, 3\) has 6 sites.*N=4"),
         (dict(order="spiral"), ValueError, r"order must be one of .*order='spiral'"),
         (dict(positional="sinusoidal"), ValueError, r"positional must be one of"),
         (dict(param_dtype=jnp.int32), ValueError, r"param_dtype must be a floating"),
@@ -391,42 +311,47 @@ def test_shape_checks():
 def test_bad_hyperparameters(kwargs, error, match):
     args = dict(layers=1, d_model=8, heads=2) | kwargs
     with pytest.raises(error, match=match):
-        nqz.models.ARTransformer(SPACES["spin6"], key=jax.random.key(0), **args)
+        nqz.models.ARTransformer(SPIN4, key=jax.random.key(0), **args)
+
+
+def test_bad_hilbert_and_attention_heads():
     with pytest.raises(TypeError, match=r"discrete"):
         nqz.models.ARTransformer(nqz.hilbert.Particles(2, (1.0,)), 1, 8, 2, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"d_model must be a multiple of heads.*d_model=6"):
+        nqz.nn.CausalSelfAttention(6, 4, key=jax.random.key(0))
 
 
 def test_bad_cache_state():
-    hilbert = SPACES["spin6"]
-    fast, state = _random_fast(hilbert)
-    x = jnp.ones((6,), jnp.int8)
+    fast, state = _random_fast(SPIN4)
+    x = jnp.ones((4,), jnp.int8)
+    conditional = eqx.filter_jit(lambda m, x, i, s: m.conditional(x, i, s))  # i static
     # a state from another model: no key-value cache for this one
     _, other = eqx.nn.make_with_state(nqz.models.FastARNNConv1D)(
-        hilbert, layers=2, features=4, kernel_size=3, key=jax.random.key(0)
+        SPIN4, layers=2, features=4, kernel_size=3, key=jax.random.key(0)
     )
     with pytest.raises(
         ValueError, match=r"no key-value cache for the layer FastCausalSelfAttention"
     ):
-        fast.conditional(x, 0, other)
+        conditional(fast, x, 0, other)
     # another Transformer's state: other widths
     _, narrow = eqx.nn.make_with_state(nqz.models.FastARTransformer)(
-        hilbert, 2, 2, 2, key=jax.random.key(0)
+        SPIN4, 2, 2, 2, key=jax.random.key(0)
     )
-    with pytest.raises(ValueError, match=r"holds the key-value cache \[float64\[2, 6, 1\]"):
-        fast.conditional(x, 0, narrow)
-    # this model's structure, other shapes (e.g. a state of another N or width)
-    wrong = jax.tree.map(lambda leaf: leaf[:, :-1], state)
+    with pytest.raises(ValueError, match=r"holds the key-value cache \[float64\[2, 1, 4\]"):
+        conditional(fast, x, 0, narrow)
+    # this model's structure, other shapes (e.g. a state of another N)
+    wrong = jax.tree.map(lambda leaf: leaf[..., :-1], state)
     with pytest.raises(
         ValueError,
-        match=r"holds the key-value cache \[float64\[2, 5, 2\], float64\[2, 5, 2\]\].*"
-        r"expects \(keys, values\), each float64\[2, 6, 2\]",
+        match=r"holds the key-value cache \[float64\[2, 2, 3\], float64\[2, 2, 3\]\].*"
+        r"expects \(keys, values\), each float64\[2, 2, 4\]",
     ):
-        fast.conditional(x, 0, wrong)
+        conditional(fast, x, 0, wrong)
     with pytest.raises(TypeError, match=r"needs its cache state"):
-        fast.conditional(x, 0, None)
-    with pytest.raises(ValueError, match=r"index must be a site index in 0..5"):
-        fast.conditional(x, 6, state)
+        conditional(fast, x, 0, None)
+    with pytest.raises(ValueError, match=r"index must be a site index in 0..3"):
+        conditional(fast, x, 4, state)
     # the state passed in stays usable (a value), and a fresh pass starts from it
-    p0, _ = fast.conditional(x, 0, state)
-    p1, _ = fast.conditional(x, 0, state)
+    p0, _ = conditional(fast, x, 0, state)
+    p1, _ = conditional(fast, x, 0, state)
     np.testing.assert_array_equal(p0, p1)

@@ -304,7 +304,7 @@ class FastARTransformer(AbstractFastARNN):
     key-value cache per block, behind the state indices `caches`.
 
     Each cache holds the keys and values of every position of that block's attention, two
-    arrays `(heads, N, d_model / heads)` in the parameter dtype
+    arrays `(heads, d_model / heads, N)` in the parameter dtype
     ([`nqzoo.nn.FastCausalSelfAttention`][]). [`step`][nqzoo.models.FastARTransformer.step]
     runs ONE position through every block: the embedding of the previous site, then per
     block the projections of that position, a write of its key and value into row $k$ and
