@@ -21,38 +21,12 @@ import nqzoo.hilbert as hilbert
 import nqzoo.lattice as lattice
 import nqzoo.mcmc as mcmc
 import nqzoo.models as models
+import nqzoo.testing as nqt
 
 from .helpers import netket_promotion, randomize
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _chi2_pvalue(counts, probs) -> float:
-    """p-value of Pearson's chi-squared test of the histogram `counts` against `probs` for
-    independent samples; bins expecting fewer than 5 counts are merged into one."""
-    counts, probs = np.asarray(counts, np.float64), np.asarray(probs, np.float64)
-    expected = counts.sum() * probs / probs.sum()
-    small = expected < 5
-    obs = np.append(counts[~small], counts[small].sum())
-    exp = np.append(expected[~small], expected[small].sum())
-    keep = exp > 0
-    obs, exp = obs[keep], exp[keep]
-    assert obs.sum() == counts.sum()  # nothing sampled where the target vanishes
-    stat = np.sum((obs - exp) ** 2 / exp)
-    return float(jax.scipy.special.gammaincc((obs.size - 1) / 2, stat / 2))
-
-
-def _histogram(hi, samples) -> np.ndarray:
-    """Counts of every state of `hi.all_states()` in `samples`."""
-    states = np.asarray(hi.all_states())
-    powers = hi.local_size ** np.arange(hi.size - 1, -1, -1)
-    codes = np.asarray(hi.states_to_local_indices(states)) @ powers
-    sample_codes = np.asarray(hi.states_to_local_indices(samples)) @ powers
-    order = np.argsort(codes)
-    rows = order[np.searchsorted(codes, sample_codes, sorter=order)]
-    assert np.all(codes[rows] == sample_codes)  # every sample lies in the space
-    return np.bincount(rows, minlength=len(states))
 
 
 def _exact_probs(model, power):
@@ -107,9 +81,9 @@ def test_chi2_against_exact(case, power):
     sampler = make(hi, power)
     state = sampler.init(model, jax.random.key(10))
     samples, state, info = sampler.sample(model, state, CHI2_CHAINS, n_discard=20)
-    counts = _histogram(hi, samples)
-    right = _chi2_pvalue(counts, _exact_probs(model, power))
-    wrong = _chi2_pvalue(counts, _exact_probs(model, 3 - power))  # |psi|^1 <-> |psi|^2
+    # every sample a state of `hi` (else an AssertionError), Pearson's test against |psi|^p
+    right = nqt.sampler_chi2(model, samples, hi, machine_pow=power).pvalue
+    wrong = nqt.sampler_chi2(model, samples, hi, machine_pow=3 - power).pvalue  # |psi|^1 <-> ^2
     assert right > 1e-3, (case, power, right)
     assert wrong < 1e-6, (case, power, wrong)
     if hi.constrained:
@@ -154,8 +128,8 @@ def test_gaussian_chi2_periodic_and_walls():
     assert np.all((x[:, 1] >= 0) & (x[:, 1] <= 2.0)), "never outside the walls"
     n_x, n_y = 16, 8
     counts, _, _ = np.histogram2d(x[:, 0], x[:, 1], bins=(n_x, n_y), range=[[0, 1], [0, 2]])
-    assert _chi2_pvalue(counts.ravel(), _binned_probs(a, b, 2, n_x, n_y)) > 1e-3
-    assert _chi2_pvalue(counts.ravel(), _binned_probs(a, b, 1, n_x, n_y)) < 1e-6
+    assert nqt.chi2_test(counts.ravel(), _binned_probs(a, b, 2, n_x, n_y)).pvalue > 1e-3
+    assert nqt.chi2_test(counts.ravel(), _binned_probs(a, b, 1, n_x, n_y)).pvalue < 1e-6
     assert 0 < float(info.acceptance) < 1
 
 
@@ -223,7 +197,8 @@ def test_outside_the_support(bad):
     assert np.all(np.asarray(samples)[:, 0] > 0)
     assert np.all(np.isfinite(np.asarray(info.log_prob)))
     probs = _exact_probs(rbm, 2) * (np.asarray(SPIN6.all_states())[:, 0] > 0)
-    assert _chi2_pvalue(_histogram(SPIN6, samples), probs) > 1e-3
+    # p-value 0 if a sample fell where psi vanishes
+    assert nqt.sampler_chi2(probs, samples, SPIN6).pvalue > 1e-3
     if jnp.isnan(bad):
         assert int(np.sum(info.n_nan)) > 0
     else:
@@ -260,7 +235,7 @@ def test_exchange_uniform_over_differing_edges():
     for (i, j), n in zip(pairs, n_pairs):
         counts[edge_index[(int(i), int(j))]] = n
     assert set(np.nonzero(counts)[0]) == set(differ)
-    assert _chi2_pvalue(counts[differ], np.ones(len(differ))) > 1e-3
+    assert nqt.chi2_test(counts[differ], np.ones(len(differ))).pvalue > 1e-3
     np.testing.assert_array_equal(new_aux, rule.init_aux(hi, new))
     n_new = np.asarray(new_aux).sum(-1)
     np.testing.assert_allclose(log_corr, np.log(len(differ)) - np.log(n_new), rtol=1e-12)

@@ -13,6 +13,7 @@ import pytest
 from netket.experimental.nn.rnn.ordering import ensure_prev_neighbors, get_snake_inv_reorder_idx
 
 import nqzoo as nqz
+import nqzoo.testing as nqt
 from nqzoo.interop.netket import from_netket, to_netket
 
 from .helpers import max_rel_err, netket_promotion, randomize, tree_allclose
@@ -70,60 +71,23 @@ def _netket_classes(name):
     return classes[name], classes[f"Fast{name}"]
 
 
-@eqx.filter_jit
-def _fast_conditionals(model, state, x):
-    """Probabilities of every site from `conditional` steps along the model's order (a
-    lax.scan, vmapped over x), in site order."""
-    order = model.reorder(jnp.arange(model.hilbert.size))
-
-    def one(config):
-        def step(state, index):
-            p, state = model.conditional(config, index, state)
-            return state, p
-
-        return model.inverse_reorder(jax.lax.scan(step, state, order)[1], axis=0)
-
-    return jax.vmap(one)(x)
-
-
-@eqx.filter_jit
-def _log_psi(model, x):
-    return model(x)
-
-
-@eqx.filter_jit
-def _conditionals(model, x):
-    return model.conditionals(x)
-
-
 def _grad(model, x):
     return eqx.filter_grad(lambda m: jnp.sum(m(x).real))(model)
 
 
 @eqx.filter_jit
-def _evaluate(slow, fast, state, x, everything, grads):
-    """Everything the parity test computes with nqzoo, in one compilation: log psi of `x`
-    followed by `everything`, the conditionals of `x` (slow and from fast steps) and, if
-    `grads`, the gradient of `sum(Re log psi(x))`."""
-    log_psi = slow(jnp.concatenate([x, everything]))
+def _evaluate(slow, x, grads):
+    """The conditionals of `x` with one and with two batch axes and, if `grads`, the gradient
+    of `sum(Re log psi(x))`, in one compilation."""
     grad = _grad(slow, x) if grads else None
-    cond = slow.conditionals(x.reshape(2, -1, x.shape[-1])).reshape(*x.shape, -1)  # 2 batch axes
-    return log_psi, cond, grad, _fast_conditionals(fast, state, x)
+    batched = slow.conditionals(x.reshape(2, -1, x.shape[-1])).reshape(*x.shape, -1)
+    return slow.conditionals(x), batched, grad
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _netket_evaluate(module, variables, x, grads):
-    """NetKet's log psi, conditionals and (if `grads`) gradient, in one compilation."""
-
-    def total(params):
-        log_psi = module.apply({"params": params}, x)
-        return jnp.sum(log_psi.real), log_psi
-
-    if grads:
-        (_, log_psi), grad = jax.value_and_grad(total, has_aux=True)(variables["params"])
-    else:
-        log_psi, grad = total(variables["params"])[1], None
-    return log_psi, module.apply(variables, x, method=module.conditionals), grad
+@functools.partial(jax.jit, static_argnums=(0,))
+def _netket_grad(module, variables, x):
+    """The gradient of NetKet's `sum(Re log psi(x))`."""
+    return jax.grad(lambda p: jnp.sum(module.apply({"params": p}, x).real))(variables["params"])
 
 
 def _random_params(module, x, key):
@@ -149,7 +113,7 @@ def test_netket_parity_fast_slow_normalisation_round_trip(case, getkey):
     x = hi.random_state(getkey(), 8)
     with netket_promotion():
         variables = {"params": _random_params(nk_slow, x, getkey())}
-        expected, nk_cond, nk_grad = _netket_evaluate(nk_slow, variables, x, grads)
+        nk_grad = _netket_grad(nk_slow, variables, x) if grads else None
 
     slow = from_netket(nk_slow, variables)
     fast, state = from_netket(nk_fast, variables)
@@ -159,12 +123,11 @@ def test_netket_parity_fast_slow_normalisation_round_trip(case, getkey):
     if graph is not None:
         np.testing.assert_array_equal(slow.reorder_idx, np.asarray(nk_slow.reorder_idx))
         np.testing.assert_array_equal(slow.prev_neighbors, np.asarray(nk_slow.prev_neighbors))
-    log_psi, cond, grad, fast_cond = _evaluate(slow, fast, state, x, hi.all_states(), grads)
-    log_psi, log_psi_all = log_psi[: len(x)], log_psi[len(x) :]
-
-    # log psi, conditionals and gradients: NetKet's, to 1e-12 (phases compare through exp)
-    assert max_rel_err(jnp.exp(log_psi), jnp.exp(expected)) < 1e-12
-    assert max_rel_err(cond, nk_cond) < 1e-12
+    # log psi (amplitudes, phases mod 2 pi) and conditionals: NetKet's, to 1e-12
+    nqt.assert_netket_parity(slow, nk_slow, variables, x=x, rtol=1e-12)
+    cond, batched, grad = _evaluate(slow, x, grads)
+    assert max_rel_err(batched, cond) < 1e-14  # the same over two batch axes
+    # gradients: NetKet's, to 1e-12
     if grads:  # the gradient as a model, read out in NetKet's layout
         grad = to_netket(grad)[1]["params"]
         assert jax.tree.structure(grad) == jax.tree.structure(nk_grad)
@@ -172,10 +135,10 @@ def test_netket_parity_fast_slow_normalisation_round_trip(case, getkey):
             assert max_rel_err(g, ref) < 1e-12
 
     # fast steps along the model's order == slow conditionals (the same step function)
-    np.testing.assert_allclose(fast_cond, cond, rtol=0, atol=1e-14)
+    nqt.assert_fast_matches_slow(fast, state, x, slow=slow, atol=1e-14)
 
     # sum_x |psi(x)|^mp = 1 over the whole space
-    assert abs(float(jnp.sum(jnp.exp(mp * log_psi_all.real))) - 1) < 1e-10
+    nqt.assert_normalized(slow, rtol=1e-10)
 
     # and back to NetKet: the same module (ordering as arrays) and parameters, bit for bit
     for model, nk_model in ((slow, nk_slow), (fast, nk_fast)):
@@ -274,21 +237,6 @@ def _random_model(cls, *args, seed=0, **kwargs):
 N_SAMPLES = 8192
 
 
-def _chi2_pvalue(states, samples, probs) -> float:
-    """Pearson's chi-squared p-value of `samples` against `probs` over `states` (any list of
-    configurations, e.g. a constrained space's), bins of expected count < 5 merged."""
-    codes = {tuple(s): i for i, s in enumerate(np.asarray(states).tolist())}
-    rows = [codes[tuple(s)] for s in np.asarray(samples).tolist()]  # KeyError: not a state
-    counts = np.bincount(rows, minlength=len(codes))
-    expected = len(samples) * np.asarray(probs)
-    small = expected < 5
-    obs = np.append(counts[~small], counts[small].sum())
-    exp = np.append(expected[~small], expected[small].sum())
-    obs, exp = obs[exp > 0], exp[exp > 0]
-    stat = np.sum((obs - exp) ** 2 / exp)
-    return float(jax.scipy.special.gammaincc((obs.size - 1) / 2, stat / 2))
-
-
 @pytest.mark.parametrize(
     "cls, hilbert, kwargs, dtype, mp, twin",
     [
@@ -318,14 +266,11 @@ def test_sampling(cls, hilbert, kwargs, dtype, mp, twin):
     twin (recomputing conditionals) draws the same samples."""
     fast, state = _random_model(cls, hilbert, 2, 4, param_dtype=dtype, machine_pow=mp, **kwargs)
     key = jax.random.key(7)
-    samples, log_prob = nqz.sample(fast, N_SAMPLES, key=key, state=state, return_log_prob=True)
-    assert samples.shape == (N_SAMPLES, hilbert.size) and samples.dtype == hilbert.dtype
-    states = hilbert.all_states()
-    log_p = mp * np.asarray(_log_psi(fast, jnp.concatenate([states, samples]))).real
-    probs = np.exp(log_p[:-N_SAMPLES])
-    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-10)  # over the (constrained) space
-    assert _chi2_pvalue(states, samples, probs) > 1e-4  # every sample is one of `states`
-    np.testing.assert_allclose(log_prob, log_p[-N_SAMPLES:], rtol=1e-12, atol=1e-12)
+    nqt.assert_normalized(fast, rtol=1e-10)  # over the (constrained) space
+    # shape and dtype, every sample a state, chi-squared p-value >= 1e-4, log_prob to 1e-12
+    samples, _ = nqt.assert_exact_sampling(
+        fast, key=key, state=state, n_samples=N_SAMPLES, alpha=1e-4, rtol=1e-12
+    )
     if twin:
         np.testing.assert_array_equal(nqz.sample(fast.to_slow(), N_SAMPLES, key=key), samples)
 
@@ -347,9 +292,8 @@ def test_batch_axes_and_wrong_width():
 
 
 @eqx.filter_jit
-def _single_precision(fast, state, x):
-    slow = fast.to_slow()
-    return slow(x), slow.conditionals(x), _grad(slow, x), _fast_conditionals(fast, state, x)
+def _single_precision(slow, x):
+    return slow(x), slow.conditionals(x), _grad(slow, x)
 
 
 @pytest.mark.parametrize(
@@ -369,10 +313,11 @@ def test_single_precision_stays_single(cls, kwargs, dtype):
     assert {p.dtype for p in params} == {jnp.dtype(dtype)}
     assert {leaf.dtype for leaf in jax.tree.leaves(state)} == {jnp.dtype(dtype)}
     x = hi.random_state(jax.random.key(1), 5)
-    log_psi, cond, grad, fast_cond = _single_precision(fast, state, x)
-    assert log_psi.dtype == dtype and cond.dtype == fast_cond.dtype == real
+    log_psi, cond, grad = _single_precision(fast.to_slow(), x)
+    step = jax.eval_shape(fast.conditional, x[0], 0, state)[0]  # traced, not compiled
+    assert log_psi.dtype == dtype and cond.dtype == step.dtype == real
     assert {g.dtype for g in jax.tree.leaves(grad)} == {jnp.dtype(dtype)}
-    np.testing.assert_allclose(fast_cond, cond, rtol=0, atol=1e-6)
+    nqt.assert_fast_matches_slow(fast, state, x, slow=fast.to_slow(), atol=1e-6)
     _, log_prob = nqz.sample(fast, 7, key=jax.random.key(2), state=state, return_log_prob=True)
     assert log_prob.dtype == real
 

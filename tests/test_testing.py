@@ -12,43 +12,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jaxtyping import Array, ArrayLike, Inexact, Int, Num
+from jaxtyping import Array
 
 import nqzoo as nqz
 import nqzoo.testing as nqt
-from nqzoo.models import AbstractARNN, AbstractFastARNN, normalize_log_conditionals
+from nqzoo.models import normalize_log_conditionals
+
+from .helpers import FastLogistic, Logistic
 
 
 # --------------------------------------------------------------------------------------------
-# A small autoregressive model, its fast twin, and broken variants
-
-
-class Logistic(AbstractARNN):
-    """`z_i(k) = b[i, k] + sum_j W[i, k, j] x_j` with `W` masked by `mask` (causal: j < i)."""
-
-    weights: Inexact[Array, "n k n"]
-    bias: Inexact[Array, "n k"]
-    hilbert: nqz.hilbert.AbstractDiscreteHilbert = eqx.field(static=True)
-    machine_pow: int = eqx.field(static=True)
-
-    def __init__(self, hilbert, machine_pow=2, dtype=jnp.float64, *, key, diagonal=-1):
-        n, k = hilbert.size, hilbert.local_size
-        kw, kb = jax.random.split(key)
-        mask = np.tril(np.ones((n, n)), diagonal)[:, None, :].astype(dtype)
-        self.weights = jax.random.normal(kw, (n, k, n), dtype) * mask
-        self.bias = jax.random.normal(kb, (n, k), dtype)
-        self.hilbert = hilbert
-        self.machine_pow = machine_pow
-
-    def raw(self, x):
-        x = jnp.asarray(x).astype(self.bias.dtype)
-        z = jnp.einsum("ikj,...j->...ik", self.weights, x)
-        return z + jnp.broadcast_to(self.bias, z.shape)
-
-    def conditionals_log_psi(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
-    ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
-        return normalize_log_conditionals(self.raw(x), self.machine_pow)
+# Broken variants of the small autoregressive model `Logistic` (tests/helpers.py) and its fast
+# twin `FastLogistic` (whose `drift` and `normalise` break it)
 
 
 class Unnormalised(Logistic):
@@ -78,50 +53,6 @@ class Reversed(Logistic):
 
     def inverse_reorder(self, x, axis=-1):
         return jnp.flip(jnp.asarray(x), axis)
-
-
-class FastLogistic(AbstractFastARNN):
-    """The fast twin: its cache holds the sites seen so far; `drift` corrupts step i by
-    `drift * i` (in the phase if `phase`); `normalise=False` skips the normalisation."""
-
-    slow: Logistic
-    seen: eqx.nn.StateIndex
-    drift: float = eqx.field(static=True)
-    phase: bool = eqx.field(static=True)
-    normalise: bool = eqx.field(static=True)
-
-    def __init__(self, slow, drift=0.0, phase=False, normalise=True):
-        self.slow = slow
-        self.seen = eqx.nn.StateIndex(jnp.zeros(slow.hilbert.size, slow.bias.dtype))
-        self.drift = drift
-        self.phase = phase
-        self.normalise = normalise
-
-    @property
-    def hilbert(self):
-        return self.slow.hilbert
-
-    @property
-    def machine_pow(self):
-        return self.slow.machine_pow
-
-    def conditionals_log_psi(self, x):
-        return self.slow.conditionals_log_psi(x)
-
-    def step(
-        self, x: Num[ArrayLike, " {self.hilbert.size}"], index: Int[ArrayLike, ""], state
-    ) -> tuple[Inexact[Array, " {self.hilbert.local_size}"], eqx.nn.State]:
-        seen = state.get(self.seen)
-        previous = jnp.asarray(x).astype(seen.dtype)[index - 1]
-        seen = jnp.where(index > 0, seen.at[index - 1].set(previous), seen)
-        z = self.slow.weights[index] @ seen + self.slow.bias[index]
-        real = jnp.real(z).dtype
-        bad = jnp.asarray(index).astype(real) * jnp.arange(self.hilbert.local_size, dtype=real)
-        bad = self.drift * bad
-        z = z + (jax.lax.complex(jnp.zeros_like(bad), bad) if self.phase else bad).astype(z.dtype)
-        if self.normalise:
-            z = normalize_log_conditionals(z, self.machine_pow)
-        return z, state.set(self.seen, seen)
 
 
 SPIN5 = nqz.hilbert.Spin(0.5, 5)
@@ -228,12 +159,13 @@ def test_autoregressive_jacobian_sees_what_flips_do_not(getkey):
 def test_fast_matches_slow(hilbert, dtype, getkey):
     slow = Logistic(hilbert, 2, dtype, key=getkey())
     fast, state = _fast(slow)
-    nqt.assert_fast_matches_slow(fast, state, key=getkey())
-    nqt.assert_fast_matches_slow(fast, state, hilbert.all_states(), slow=slow, atol=1e-5)
+    states = hilbert.all_states()  # as many random configurations: one compilation
+    nqt.assert_fast_matches_slow(fast, state, key=getkey(), n_configs=len(states))
+    nqt.assert_fast_matches_slow(fast, state, states, slow=slow, atol=1e-5)
     # a fast twin that drifts: the first step that differs is named
     drifting, state = _fast(slow, drift=1e-3)
     with pytest.raises(AssertionError, match=r"probabilities of site 1 \(step 1 of the model"):
-        nqt.assert_fast_matches_slow(drifting, state, key=getkey())
+        nqt.assert_fast_matches_slow(drifting, state, states)
 
 
 def test_fast_matches_slow_sees_phases_and_library_twins(getkey):
@@ -298,6 +230,11 @@ def test_exact_sampling_and_a_biased_sampler(getkey):
     wrong = log_prob.at[3].add(1e-9)
     with pytest.raises(AssertionError, match=r"log_prob of sample #3 .*relative error"):
         nqt.assert_samples_match(slow, few, log_prob=wrong)
+    # a biased sampler behind the model: a fast twin whose steps drift samples another
+    # distribution than its log psi (the same compilation as `fast`'s)
+    drifting, state = _fast(slow, drift=0.05)
+    with pytest.raises(AssertionError, match=r"log_prob of sample #\d+|do not follow"):
+        nqt.assert_exact_sampling(drifting, key=jax.random.key(1), state=state)
 
 
 def test_exact_sampling_constrained_and_mcmc(getkey):
@@ -313,23 +250,27 @@ def test_exact_sampling_constrained_and_mcmc(getkey):
     sampler = nqz.mcmc.MetropolisLocal(SPIN5, n_chains=4096)
     samples, result = nqt.assert_mcmc_samples_match(sampler, rbm, key=jax.random.key(4))
     assert samples.shape == (4096, 5) and result.n_samples == 4096
-    # a biased sampler: it draws |psi|^1 but says (and reports log-probabilities for) |psi|^2
-    biased = Biased(nqz.mcmc.MetropolisLocal(SPIN5, n_chains=4096, machine_pow=1))
+    # a biased sampler: 1 chain in 8 stuck where chain 0 is (with consistent log-probabilities;
+    # the same compiled sampler)
     with pytest.raises(AssertionError, match=r"do not follow .* p-value"):
-        nqt.assert_mcmc_samples_match(biased, rbm, key=jax.random.key(4))
+        nqt.assert_mcmc_samples_match(Stuck(sampler), rbm, key=jax.random.key(4))
 
 
-class Biased:
+class Stuck:
+    """A sampler whose chains `8k` all return the sample of chain 0: chains that do not mix."""
+
     def __init__(self, sampler):
         self.sampler, self.n_chains, self.hilbert = sampler, sampler.n_chains, sampler.hilbert
-        self.machine_pow = 2
+        self.machine_pow = sampler.machine_pow
 
     def init(self, model, key):
         return self.sampler.init(model, key)
 
     def sample(self, model, state, n_samples, n_discard):
         samples, state, info = self.sampler.sample(model, state, n_samples, n_discard=n_discard)
-        return samples, state, eqx.tree_at(lambda i: i.log_prob, info, 2 * info.log_prob)
+        samples = samples.at[::8].set(samples[0])
+        return samples, state, eqx.tree_at(lambda i: i.log_prob, info, info.log_prob.at[::8].set(
+            info.log_prob[0]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,18 +403,24 @@ def test_session():  # --nqzoo-strict-promotion; x64 off
 """
 
 
+_IMPORT_THEN_PYTEST = """
+import sys
+import nqzoo, nqzoo.testing
+assert "pytest" not in sys.modules and "netket" not in sys.modules, sorted(sys.modules)
+import pytest
+sys.exit(pytest.main(sys.argv[1:]))
+"""
+
+
 def test_import_and_plugin(tmp_path):
-    script = (
-        "import sys, nqzoo, nqzoo.testing;"
-        "assert 'pytest' not in sys.modules and 'netket' not in sys.modules, sorted(sys.modules)"
-    )
+    """One fresh process: importing nqzoo.testing imports neither pytest nor NetKet; then a
+    user's test suite with the plugin (enabled in its conftest.py) runs in it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_"))}
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
     (tmp_path / "test_user.py").write_text(_USER_TESTS)
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["nqzoo.testing.pytest_plugin"]\n')
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nqzoo-strict-promotion",
-         "-p", "no:xdist", str(tmp_path)],
+        [sys.executable, "-c", _IMPORT_THEN_PYTEST, "-q", "-p", "no:cacheprovider",
+         "--nqzoo-strict-promotion", "-p", "no:xdist", str(tmp_path)],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
     )
     assert run.returncode == 0 and "4 passed" in run.stdout, run.stdout + run.stderr

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import nqzoo as nqz
+import nqzoo.testing as nqt
 
 from .helpers import max_rel_err, randomize
 
@@ -157,14 +158,14 @@ def test_invariant_under_translations_by_whole_patches(case, getkey):
     model = _model(case, getkey())
     extent, b = model.extent, model.patch_size
     x = model.hilbert.random_state(getkey(), (16,))
-    log_psi = _call(model, x)
+    sites = jnp.arange(model.hilbert.size)
     shifts = [(b,), (2 * b,), (-b,)] if len(extent) == 1 else [(b, 0), (0, b), (b, -b)]
-    for shift in shifts:
-        moved = _call(model, _translate(x, extent, shift))
-        assert max_rel_err(moved, log_psi) < 1e-13, shift
+    perms = np.stack([_translate(sites, extent, shift) for shift in shifts])
+    nqt.assert_symmetric(model, perms, x=x, rtol=1e-13)  # psi(T x) = psi(x), T by patches
     # and not, generically, under translations by a fraction of a patch: the test can fail
     one = (1,) if len(extent) == 1 else (0, 1)
-    assert max_rel_err(_call(model, _translate(x, extent, one)), log_psi) > 1e-6
+    with pytest.raises(AssertionError, match="is not symmetric"):
+        nqt.assert_symmetric(model, _translate(sites, extent, one), x=x, rtol=1e-6)
 
 
 def test_attention_is_equivariant(getkey):

@@ -14,7 +14,6 @@ from ..hilbert import AbstractHilbert
 from ._common import (
     configurations,
     hilbert_of,
-    log_psi,
     name_of,
     shown,
     standard_promotion,
@@ -52,8 +51,33 @@ def _wrapped_phase(d: np.ndarray) -> np.ndarray:
 
 
 @eqx.filter_jit
-def _probabilities(model, x):
-    return model.conditionals(x)
+def _outputs(model, x, conditionals):
+    """log psi and (if `conditionals`) the conditionals, in one compilation."""
+    return model(x), model.conditionals(x) if conditionals else None
+
+
+def _apply(nk_module, variables, x, conditionals):
+    out = nk_module.apply(variables, x)
+    if not conditionals:
+        return out, None
+    return out, nk_module.apply(variables, x, method=nk_module.conditionals)
+
+
+# compiled once per (module, shapes): Flax modules are hashable, hence static arguments
+_apply_jit = jax.jit(_apply, static_argnums=(0, 3))
+
+
+def _netket_outputs(nk_module, nk_variables, x, conditionals):
+    """NetKet's log psi and (if `conditionals`) conditionals, in one compilation."""
+    try:
+        hash(nk_module)
+    except TypeError:  # an unhashable module: compiled for this call only
+        run = jax.jit(lambda v, x: _apply(nk_module, v, x, conditionals))
+    else:
+        def run(variables, x):
+            return _apply_jit(nk_module, variables, x, conditionals)
+    with standard_promotion():
+        return jax.tree.map(np.asarray, run(nk_variables, x))
 
 
 def assert_netket_parity(
@@ -74,7 +98,8 @@ def assert_netket_parity(
     `nk_module.apply(nk_variables, x)` (jitted, under JAX's standard promotion rules, which
     NetKet's code needs even in a strict test session) is compared with `model(x)`: the
     real parts and the phases (modulo $2\pi$), relative to the largest $|\log\psi|$ (at
-    least 1), and $-\infty$ at the same configurations. For an autoregressive model the
+    least 1), the amplitudes $\psi = e^{\log\psi}$ relative to the largest $|\psi|$, and
+    $-\infty$ at the same configurations. For an autoregressive model the
     conditional probabilities (`conditionals`) are compared too. Use random parameters, not
     the initial ones: zero biases or identical layers hide errors.
 
@@ -104,11 +129,17 @@ def assert_netket_parity(
     hilbert = hilbert_of(model, hilbert)
     n_configs = positive_int(n_configs, "n_configs")
     x = configurations(hilbert, x, key, n_configs)
-    ours = log_psi(model, x)
-    with standard_promotion():
-        theirs = np.asarray(jax.jit(nk_module.apply)(nk_variables, x))
+    if conditionals is None:
+        conditionals = isinstance(model, AbstractARNN) and hasattr(nk_module, "conditionals")
+    ours, ours_cond = jax.tree.map(np.asarray, _outputs(model, x, bool(conditionals)))
+    theirs, theirs_cond = _netket_outputs(nk_module, nk_variables, x, bool(conditionals))
     tol = tolerance(rtol, ours.dtype, 1e-12, 1e-5)
     name = f"{name_of(model)} and NetKet's {type(nk_module).__name__}"
+    if ours.shape != x.shape[:1]:
+        raise AssertionError(
+            f"{name_of(model)}(x) for x of shape {tuple(x.shape)} returned shape {ours.shape}, "
+            f"not {tuple(x.shape[:1])} (one log-amplitude per configuration)."
+        )
     if theirs.shape != ours.shape:
         raise AssertionError(
             f"{name}: log psi of shape {ours.shape} and {theirs.shape} for x of shape {x.shape}."
@@ -134,16 +165,24 @@ def assert_netket_parity(
             f"max |log psi| = {scale:.3g} (> rtol={tol:.3g}); {int((error > tol).sum())} of "
             f"the {len(x)} configurations differ."
         )
-    if conditionals is None:
-        conditionals = isinstance(model, AbstractARNN) and hasattr(nk_module, "conditionals")
-    if conditionals:
-        ours = np.asarray(_probabilities(model, x))
-        with standard_promotion():
-            theirs = np.asarray(
-                jax.jit(lambda v, x: nk_module.apply(v, x, method=nk_module.conditionals))(
-                    nk_variables, x
-                )
+    # the amplitudes psi = exp(log psi), relative to the largest |psi| (at the largest
+    # amplitudes, an error in log psi weighs fully, not relative to max |log psi|)
+    top = np.max(theirs.real[finite], initial=-np.inf)
+    if np.isfinite(top):
+        with np.errstate(invalid="ignore", over="ignore"):
+            psi_ours = np.exp(ours.astype(np.complex128) - top)
+            psi_theirs = np.exp(theirs.astype(np.complex128) - top)
+        error = np.abs(psi_ours - psi_theirs)
+        error = np.where(np.isnan(error), np.inf, error)
+        if np.any(error > tol):
+            c = int(np.argmax(error))
+            raise AssertionError(
+                f"{name} disagree: at configuration #{c} x={shown(x[c])} psi = exp(log psi) "
+                f"differs by {float(error[c]):.3g} times the largest |psi| of the batch (> "
+                f"rtol={tol:.3g}): log psi = {ours[c]!r} (nqzoo) and {theirs[c]!r} (NetKet)."
             )
+    if conditionals:
+        ours, theirs = ours_cond, theirs_cond
         error = np.abs(ours - theirs).max(-1) / max(float(np.abs(theirs).max()), 1e-300)
         error = np.where(np.isnan(error), np.inf, error)
         if np.any(error > tol):
