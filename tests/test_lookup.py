@@ -106,9 +106,15 @@ def test_rules_report_the_sites_they_change(rule, hilbert, getkey):
     aux = rule.init_aux(hilbert, x)
     move = rule.random(hilbert, getkey(), 1, 64, jnp.float64)
     move = jax.tree.map(lambda r: r[0], move)
-    x_new, _, _ = rule.propose(hilbert, x, aux, move)
-    y, _, _, (sites, old, new) = rule.propose_changes(hilbert, x, aux, move)
+    x_new, _, aux_new = rule.propose(hilbert, x, aux, move)
+    y, _, aux_y, (sites, old, new) = rule.propose_changes(hilbert, x, aux, move)
     np.testing.assert_array_equal(x_new, y)
+    # the carried data (the exchange rule's differing edges, updated near the swap only)
+    # equal those of the proposals
+    for a, b in ((aux_new, aux_y), (rule.init_aux(hilbert, x_new), aux_y)):
+        assert jax.tree.structure(a) == jax.tree.structure(b)
+        for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_array_equal(u, v)
     assert sites.shape == old.shape == new.shape == (64, rule.max_changed)
     rebuilt = np.array(x)
     for k in range(rule.max_changed):

@@ -8,6 +8,7 @@ the random numbers of a sweep are drawn at once by
 """
 
 import abc
+import functools
 import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -194,6 +195,22 @@ def _edges_within(lattice: Grid, d_max: int) -> np.ndarray:
     return np.stack([i, j], axis=-1)
 
 
+@functools.cache
+def _touching(edges: tuple[tuple[int, int], ...]) -> np.ndarray | None:
+    """Row `e`: the edges that share an end with edge `e` (itself included), padded with
+    the row's first entry; `None` when some edge touches more than half of them (then
+    recomputing every edge is as cheap)."""
+    by_site: dict[int, list[int]] = {}
+    for e, (i, j) in enumerate(edges):
+        by_site.setdefault(i, []).append(e)
+        by_site.setdefault(j, []).append(e)
+    rows = [sorted(set(by_site[i]) | set(by_site[j])) for i, j in edges]
+    width = max(len(r) for r in rows)
+    if 2 * width > len(edges):
+        return None
+    return np.array([r + [r[0]] * (width - len(r)) for r in rows], dtype=np.int32)
+
+
 class ExchangeRule(AbstractRule):
     r"""Swap the values at the two ends of a random edge (NetKet's `ExchangeRule`, used by
     `MetropolisExchange`).
@@ -352,7 +369,13 @@ class ExchangeRule(AbstractRule):
         rows = jnp.arange(n_chains)
         xi, xj = x[rows, i], x[rows, j]
         x_new = x.at[rows, i].set(xj).at[rows, j].set(xi)
-        differ_new = self._differ(x_new)
+        touching = _touching(self.edges)
+        if touching is None:
+            differ_new = self._differ(x_new)
+        else:  # only the edges that share an end with the swapped one can change
+            t = jnp.asarray(touching)[edge]  # (n_chains, n_touching)
+            ends = [jnp.take_along_axis(x_new, e[:, k][t], axis=1) for k in (0, 1)]
+            differ_new = differ.at[rows[:, None], t].set(ends[0] != ends[1])
         total_new = differ_new.sum(axis=-1, dtype=jnp.int32)
         # log n(x) - log n(x'); -inf (always rejected) when nothing can move
         log_correction = jnp.where(
