@@ -37,7 +37,8 @@ class AbstractRule(eqx.Module):
     A rule whose proposals change at most a fixed number of sites says so in `max_changed`;
     the sampler then updates the lookup table of a model that has one
     ([`nqzoo.models.AbstractLookupModel`][], e.g. the RBMs) instead of evaluating the model
-    on every proposal.
+    on every proposal, calling `propose_changes` (which by default compares the proposals
+    with `x`; a rule that knows the sites it changes overrides it, as the built-in rules do).
     """
 
     #: The largest number of sites a proposal changes, or `None` if it is not bounded.
