@@ -17,71 +17,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jaxtyping import Array, ArrayLike, Inexact, Int, Num
 
 import nqzoo as nqz
-from nqzoo.models import AbstractARNN, AbstractFastARNN, normalize_log_conditionals
+import nqzoo.testing as nqt
+from nqzoo.models import AbstractFastARNN
+
+from .helpers import FastLogistic, Logistic, randomize_numpy
 
 
-# --------------------------------------------------------------------------------------------
-# Hand-written models
-
-
-class Logistic(AbstractARNN):
-    """`z_i(k) = b[i, k] + Σ_{j<i} W[i, k, j] x_j`: the simplest autoregressive model."""
-
-    weights: Inexact[Array, "{self.hilbert.size} {self.hilbert.local_size} {self.hilbert.size}"]
-    bias: Inexact[Array, "{self.hilbert.size} {self.hilbert.local_size}"]
-    hilbert: nqz.hilbert.AbstractDiscreteHilbert = eqx.field(static=True)
-    machine_pow: int = eqx.field(static=True)
-
-    def __init__(self, hilbert, machine_pow=2, dtype=jnp.float64, scale=1.0, *, key):
-        n, k = hilbert.size, hilbert.local_size
-        kw, kb = jax.random.split(key)
-        causal = jnp.tril(jnp.ones((n, n), dtype), -1)[:, None, :]
-        self.weights = scale * jax.random.normal(kw, (n, k, n), dtype) * causal
-        self.bias = scale * jax.random.normal(kb, (n, k), dtype)
-        self.hilbert = hilbert
-        self.machine_pow = machine_pow
-
-    def conditionals_log_psi(
-        self, x: Num[ArrayLike, "*batch {self.hilbert.size}"]
-    ) -> Inexact[Array, "*batch {self.hilbert.size} {self.hilbert.local_size}"]:
-        x = jnp.asarray(x).astype(self.bias.dtype)
-        z = jnp.einsum("ikj,...j->...ik", self.weights, x)
-        z = z + jnp.broadcast_to(self.bias, z.shape)
-        return normalize_log_conditionals(z, self.machine_pow)
-
-
-class FastLogistic(AbstractFastARNN):
-    """The fast twin of `Logistic`: it wraps it, and its cache holds the sites seen so far."""
-
-    slow: Logistic
-    seen: eqx.nn.StateIndex
-
-    def __init__(self, slow: Logistic):
-        self.slow = slow
-        self.seen = eqx.nn.StateIndex(jnp.zeros(slow.hilbert.size, slow.bias.dtype))
-
-    @property
-    def hilbert(self):
-        return self.slow.hilbert
-
-    @property
-    def machine_pow(self):
-        return self.slow.machine_pow
-
-    def conditionals_log_psi(self, x):
-        return self.slow.conditionals_log_psi(x)
-
-    def step(
-        self, x: Num[ArrayLike, " {self.hilbert.size}"], index: Int[ArrayLike, ""], state
-    ) -> tuple[Inexact[Array, " {self.hilbert.local_size}"], eqx.nn.State]:
-        seen = state.get(self.seen)
-        previous = jnp.asarray(x).astype(seen.dtype)[index - 1]
-        seen = jnp.where(index > 0, seen.at[index - 1].set(previous), seen)
-        z = self.slow.weights[index] @ seen + self.slow.bias[index]
-        return normalize_log_conditionals(z, self.machine_pow), state.set(self.seen, seen)
+# Hand-written models: `Logistic`, written with only `conditionals_log_psi`, and its fast twin
+# `FastLogistic` with a trivial cache (tests/helpers.py)
 
 
 SPACES = {
@@ -113,61 +58,20 @@ def draw(model, state, *, key=KEY, chunk_size=None):
 # Chi-squared goodness of fit
 
 
-def _state_index(hilbert, x):
-    idx = np.asarray(hilbert.states_to_local_indices(x))
-    powers = hilbert.local_size ** np.arange(hilbert.size - 1, -1, -1)
-    return idx @ powers  # the row of `x` in hilbert.all_states()
-
-
-def chi2_pvalue(hilbert, samples, probs) -> float:
-    """p-value of Pearson's chi-squared test of `samples` against `probs` (over all_states).
-
-    Bins with an expected count below 5 are merged into one bin. The p-value is the upper tail
-    of the chi-squared distribution, `Q(df/2, stat/2)` (regularised upper incomplete gamma).
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    n = samples.shape[0]
-    counts = np.bincount(_state_index(hilbert, samples), minlength=probs.size)
-    expected = n * probs
-    small = expected < 5
-    obs = np.append(counts[~small], counts[small].sum())
-    exp = np.append(expected[~small], expected[small].sum())
-    keep = exp > 0
-    obs, exp = obs[keep], exp[keep]
-    stat = np.sum((obs - exp) ** 2 / exp)
-    df = obs.size - 1
-    return float(jax.scipy.special.gammaincc(df / 2, stat / 2))
-
-
-_log_psi = eqx.filter_jit(lambda model, x: model(x))
-
-
-def exact_probs(model):
-    x = model.hilbert.all_states()
-    probs = np.exp(model.machine_pow * np.asarray(_log_psi(model, x)).real)
-    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-10)  # the model is normalised
-    return probs
-
-
-# Fixed seed: deterministic; a correct sampler fails with probability 1e-4 over seeds.
-P_FALSE_ALARM = 1e-4
+# nqzoo.testing's chi-squared check: with a fixed seed deterministic; a correct sampler fails
+# it with probability nqt.ALPHA = 1e-4 over seeds.
 
 
 def check_samples(model, samples, log_prob):
-    """Samples in the space, with the right dtype, distribution and log-probabilities."""
+    """Samples in the space, with the right dtype, distribution and log-probabilities, from a
+    normalised model."""
     hilbert = model.hilbert
     assert samples.shape == (N, hilbert.size)
     assert samples.dtype == hilbert.dtype == jnp.int8
-    assert np.isin(np.asarray(samples), np.asarray(hilbert.local_states)).all()
     assert set(np.unique(np.asarray(samples))) == set(hilbert.local_states)
-    # one evaluation of log psi on every state and every sample (one compilation)
-    everything = jnp.concatenate([hilbert.all_states(), samples])
-    log_p = model.machine_pow * np.asarray(_log_psi(model, everything)).real
-    probs = np.exp(log_p[: -samples.shape[0]])
-    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-10)  # the model is normalised
-    assert chi2_pvalue(hilbert, samples, probs) > P_FALSE_ALARM
-    assert log_prob.shape == (N,)
-    np.testing.assert_allclose(log_prob, log_p[-samples.shape[0] :], rtol=1e-12, atol=1e-12)
+    nqt.assert_normalized(model)  # sum_x |psi(x)|^p = 1 to 1e-10
+    # every sample a state, chi-squared p-value >= 1e-4, log_prob = p Re log psi to 1e-12
+    nqt.assert_samples_match(model, samples, log_prob=log_prob, alpha=nqt.ALPHA)
 
 
 @pytest.mark.parametrize("space", list(SPACES))
@@ -187,9 +91,11 @@ def test_chi2_rejects_wrong_distribution():
     right, _ = _toy(hilbert, False, machine_pow=2)
     wrong, _ = _toy(hilbert, False, machine_pow=1)  # same parameters, |psi|^1 instead of |psi|^2
     samples, _ = draw(wrong, None)
-    assert chi2_pvalue(hilbert, samples, exact_probs(right)) < P_FALSE_ALARM
+    nqt.assert_normalized(right)
+    with pytest.raises(AssertionError, match=r"do not follow .* < alpha=0.0001"):
+        nqt.assert_samples_match(right, samples, alpha=nqt.ALPHA)
     # and it accepts the right pairing at the same sample size
-    assert chi2_pvalue(hilbert, samples, exact_probs(wrong)) > P_FALSE_ALARM
+    nqt.assert_samples_match(wrong, samples, alpha=nqt.ALPHA)
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,21 +192,6 @@ ARNN_CASES = {
 }
 
 
-def _randomize(tree, seed, scale=0.6):
-    """Every inexact leaf replaced by NumPy normal values (no per-shape JAX compilation)."""
-    rng = np.random.default_rng(seed)
-
-    def draw(leaf):
-        if not eqx.is_inexact_array(leaf):
-            return leaf
-        values = rng.normal(size=leaf.shape)
-        if jnp.iscomplexobj(leaf):
-            values = values + 1j * rng.normal(size=leaf.shape)
-        return jnp.asarray(scale * values, dtype=leaf.dtype)
-
-    return jax.tree.map(draw, tree)
-
-
 def _arnn(name):
     """A fast ARNN with randomised parameters (not init values), its state and slow twin."""
     cls, hilbert, hyper, dtype, machine_pow = ARNN_CASES[name]
@@ -308,7 +199,7 @@ def _arnn(name):
     fast, state = eqx.filter_jit(eqx.nn.make_with_state(cls))(
         hilbert, param_dtype=dtype, machine_pow=machine_pow, key=jax.random.key(0), **hyper
     )
-    fast = _randomize(fast, seed=1)
+    fast = randomize_numpy(fast, seed=1)
     return fast, state, fast.to_slow()
 
 
@@ -364,9 +255,9 @@ _SHARDING_SCRIPT = textwrap.dedent(
     jax.config.update("jax_enable_x64", True)
     import equinox as eqx, numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
-    sys.path.insert(0, {tests_dir!r})
+    sys.path.insert(0, {root!r})
     import nqzoo as nqz
-    from test_sampling import SPACES, _toy
+    from tests.test_sampling import SPACES, _toy
 
     assert len(jax.devices()) == 4
     mesh = jax.make_mesh((4,), ("samples",), axis_types=(jax.sharding.AxisType.Auto,))
@@ -396,7 +287,7 @@ _SHARDING_SCRIPT = textwrap.dedent(
 
 def test_sharding_invariance(tmp_path):
     script = tmp_path / "sharded.py"
-    script.write_text(_SHARDING_SCRIPT.format(tests_dir=str(pathlib.Path(__file__).parent)))
+    script.write_text(_SHARDING_SCRIPT.format(root=str(pathlib.Path(__file__).parent.parent)))
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
