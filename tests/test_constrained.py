@@ -16,32 +16,17 @@ import pytest
 from jaxtyping import Array, ArrayLike, Float, Int, Num
 
 import nqzoo as nqz
+import nqzoo.testing as nqt
 from nqzoo.hilbert import Fock, Qubit, Spin
 from nqzoo.interop.netket import hilbert_from_netket, hilbert_to_netket
 
-from .helpers import netket_promotion
-from .test_sampling import chi2_pvalue, FastLogistic, Logistic, P_FALSE_ALARM
+from .helpers import FastLogistic, Logistic, netket_promotion, randomize_numpy
 
 
 def _unconstrained(hilbert):
     if isinstance(hilbert, Spin):
         return Spin(hilbert.s, hilbert.N)
     return Fock(hilbert.n_max, hilbert.N)
-
-
-def _randomize(model, seed, scale=0.7):
-    """Every inexact leaf replaced by NumPy normal values (no per-shape JAX compilation)."""
-    rng = np.random.default_rng(seed)
-
-    def draw(leaf):
-        if not eqx.is_inexact_array(leaf):
-            return leaf
-        values = rng.normal(size=leaf.shape)
-        if jnp.iscomplexobj(leaf):
-            values = values + 1j * rng.normal(size=leaf.shape)
-        return jnp.asarray(scale * values, dtype=leaf.dtype)
-
-    return jax.tree.map(draw, model)
 
 
 _call = eqx.filter_jit(lambda model, x: model(x))
@@ -80,7 +65,7 @@ def test_random_state_uniform_on_the_constrained_space(hilbert, getkey):
     assert hilbert._allowed(x).all()
     full = _unconstrained(hilbert)
     uniform = np.asarray(hilbert._allowed(np.asarray(full.all_states())), float)
-    assert chi2_pvalue(full, x, uniform / uniform.sum()) > P_FALSE_ALARM
+    nqt.assert_samples_match(uniform, x, full, alpha=nqt.ALPHA)  # p-value >= 1e-4
 
 
 @pytest.mark.parametrize(
@@ -163,7 +148,7 @@ def _model(kind, hilbert, dtype, machine_pow):
             machine_pow=machine_pow, key=key,
         )
         assert list(fast.reorder(np.arange(6))) == [0, 1, 2, 5, 4, 3]
-        fast = _randomize(fast, seed=1)
+        fast = randomize_numpy(fast, seed=1, scale=0.7)
         return fast, state, fast.to_slow()
     hyper = {
         "Dense": dict(layers=2, features=3),
@@ -174,29 +159,19 @@ def _model(kind, hilbert, dtype, machine_pow):
     fast, state = eqx.filter_jit(eqx.nn.make_with_state(cls))(
         hilbert, param_dtype=dtype, machine_pow=machine_pow, key=key, **hyper
     )
-    fast = _randomize(fast, seed=1)
+    fast = randomize_numpy(fast, seed=1, scale=0.7)
     return fast, state, fast.to_slow()
 
 
 @eqx.filter_jit
-def _everything(fast, state, slow, x):
-    """log psi (fast and slow), constrained conditionals (slow), the fast model's steps (in
-    the model's order, returned in site order), and the gradient of the slow model's
-    sum_x |psi(x)|^p over every configuration, inside the space and outside."""
-    order = fast.reorder(jnp.arange(x.shape[-1]))
-
-    def steps(config):
-        def step(state, index):
-            p, state = fast.conditional(config, index, state)
-            return state, p
-
-        return jax.lax.scan(step, state, order)[1]
+def _everything(fast, slow, x):
+    """log psi (fast and slow), constrained conditionals (slow), and the gradient of the slow
+    model's sum_x |psi(x)|^p over every configuration, inside the space and outside."""
 
     def norm(model):
         return jnp.sum(jnp.exp(model.machine_pow * model(x).real))
 
-    steps = fast.inverse_reorder(jax.vmap(steps)(x), -2)
-    return fast(x), slow(x), slow.conditionals(x), steps, eqx.filter_grad(norm)(slow)
+    return fast(x), slow(x), slow.conditionals(x), eqx.filter_grad(norm)(slow)
 
 
 CASES = [
@@ -219,19 +194,20 @@ def test_normalised_on_the_constrained_space(kind, hilbert, dtype, machine_pow):
     assert fast.hilbert == slow.hilbert == hilbert
     full = _unconstrained(hilbert).all_states()
     inside = np.asarray(hilbert._allowed(np.asarray(full)))
-    *outputs, grad_norm = _everything(fast, state, slow, full)
-    log_fast, log_slow, cond, steps = map(np.asarray, outputs)
-    # sum_x |psi(x)|^p = 1 over the constrained space, fast and slow
+    *outputs, grad_norm = _everything(fast, slow, full)
+    log_fast, log_slow, cond = map(np.asarray, outputs)
+    # sum_x |psi(x)|^p = 1 over the constrained space, fast and slow, and no weight outside
+    for model in (fast, slow):
+        nqt.assert_normalized(model, rtol=1e-12)
     for log_psi in (log_fast, log_slow):
-        assert abs(np.sum(np.exp(machine_pow * log_psi[inside].real)) - 1) < 1e-12
         assert np.all(np.isfinite(log_psi[inside]))
         assert np.all(np.isneginf(log_psi[~inside].real))  # -inf outside, not a finite number
     np.testing.assert_allclose(log_fast[inside], log_slow[inside], rtol=1e-12, atol=1e-12)
     # the constrained conditionals: rows sum to 1 after a valid prefix, zero on banned values,
-    # and the fast steps give the same probabilities
+    # and the fast steps (along the model's order) give the same probabilities and amplitudes
     rows = cond[inside].sum(-1)
     np.testing.assert_allclose(rows, 1, rtol=1e-12)
-    np.testing.assert_allclose(steps, cond, rtol=0, atol=1e-13)
+    nqt.assert_fast_matches_slow(fast, state, full, slow=slow, atol=1e-13)
     order = np.asarray(fast.reorder(np.arange(hilbert.size)))
     idx = np.asarray(hilbert.states_to_local_indices(full))[:, order]  # in the model's order
     before = np.cumsum(idx, axis=-1) - idx
@@ -277,13 +253,11 @@ def test_samples_in_the_space_and_distributed_as_psi(kind, hilbert, dtype, machi
     assert x.dtype == hilbert.dtype and hilbert._allowed(np.asarray(x)).all()
     np.testing.assert_array_equal(x, x_slow)  # fast == slow under the constraint
     np.testing.assert_allclose(log_prob, log_prob_slow, rtol=1e-12, atol=1e-12)
+    nqt.assert_normalized(slow, rtol=1e-12)  # over the space, no weight outside it
+    # every sample inside the space, log_prob = p Re log psi (to 1e-12), p-value >= 1e-4
+    nqt.assert_samples_match(slow, x, log_prob=log_prob, alpha=nqt.ALPHA)
     full = _unconstrained(hilbert)
-    everything = jnp.concatenate([full.all_states(), x])
-    log_p = machine_pow * np.asarray(_call(slow, everything)).real
-    probs = np.exp(log_p[: -N_SAMPLES])  # 0 outside the constraint
-    np.testing.assert_allclose(probs.sum(), 1, rtol=1e-12)
-    np.testing.assert_allclose(log_prob, log_p[-N_SAMPLES:], rtol=1e-12, atol=1e-12)
-    assert chi2_pvalue(full, x, probs) > P_FALSE_ALARM
+    probs = np.exp(machine_pow * np.asarray(_call(slow, full.all_states())).real)
     # the test has power: the network's unconstrained |psi|^p, renormalised on the space
     # (what a sampler that ignored the constraint and rejected outside states would give),
     # is a different distribution that the samples reject
@@ -291,7 +265,8 @@ def test_samples_in_the_space_and_distributed_as_psi(kind, hilbert, dtype, machi
     idx = np.asarray(full.states_to_local_indices(full.all_states()))
     free = np.take_along_axis(cond, idx[..., None], axis=-1)[..., 0].sum(-1)
     wrong = np.exp(machine_pow * free.real) * (probs > 0)
-    assert chi2_pvalue(full, x, wrong / wrong.sum()) < P_FALSE_ALARM
+    with pytest.raises(AssertionError, match=r"do not follow .* < alpha=0.0001"):
+        nqt.assert_samples_match(wrong, x, full, alpha=nqt.ALPHA)
 
 
 def test_single_precision():
@@ -304,7 +279,7 @@ def test_single_precision():
     assert log_prob.dtype == real and hilbert._allowed(np.asarray(x)).all()
     log_psi, grads = _log_psi_and_grad(slow, jnp.concatenate([states, x]))
     assert log_psi.dtype == dtype
-    assert abs(float(jnp.sum(jnp.exp(2 * log_psi[: len(states)].real))) - 1) < 1e-5
+    nqt.assert_normalized(slow, rtol=1e-5)
     np.testing.assert_allclose(log_prob, 2 * log_psi[len(states) :].real, rtol=1e-4, atol=1e-4)
     assert all(g.dtype == dtype and np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
 
@@ -401,8 +376,9 @@ class _Stub(eqx.Module):
 
 def test_marshall_sign_on_any_model_and_bad_input(getkey):
     hilbert, lattice = Spin(0.5, 6), nqz.lattice.Chain(6)
-    rbm = _randomize(nqz.models.RBM(hilbert, alpha=1, param_dtype=jnp.complex128, key=getkey()),
-                     seed=4, scale=0.3)
+    rbm = randomize_numpy(
+        nqz.models.RBM(hilbert, alpha=1, param_dtype=jnp.complex128, key=getkey()), 4, 0.3
+    )
     signed = nqz.models.marshall_sign(rbm, lattice)
     assert isinstance(signed, nqz.models.MarshallSign)
     assert not isinstance(signed, nqz.models.AbstractARNN)
