@@ -71,6 +71,20 @@ def positive_ints(value: object, argname: str) -> tuple[int, ...]:
     )
 
 
+def batch_shape(value: object, argname: str = "shape") -> tuple[int, ...]:
+    """A batch shape: a tuple of ints `>= 0` from one int or a sequence of them (NumPy
+    integers accepted; floats, bools and negative sizes refused)."""
+    if _is_int(value):
+        value = (value,)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if all(_is_int(v) and v >= 0 for v in value):
+            return tuple(int(v) for v in value)
+    raise ValueError(
+        f"{argname} must be an integer >= 0 or a tuple of them (a batch shape), got "
+        f"{argname}={value!r}."
+    )
+
+
 def positive_number(value: object, argname: str, hint: str = "") -> int | float:
     """A finite real number `> 0` (an int stays an int); `hint` is appended to the message."""
     if (

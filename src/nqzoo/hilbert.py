@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Num, PRNGKeyArray, Real
 
-from ._misc import int_at_least, positive_int, positive_number
+from ._misc import batch_shape, int_at_least, positive_int, positive_number, RealNumber
 
 
 __all__ = [
@@ -212,7 +212,7 @@ class AbstractDiscreteHilbert(AbstractHilbert):
         return np.ones(states.shape[0], dtype=bool)
 
     def random_state(
-        self, key: PRNGKeyArray, shape: int | tuple[int, ...] = ()
+        self, key: PRNGKeyArray, shape: int | np.integer | Sequence[RealNumber] = ()
     ) -> Num[Array, "..."]:
         """Uniformly random configurations of shape `(*shape, N)`: uniform over the allowed
         configurations of a constrained space (`total_sz`, `n_particles`).
@@ -222,7 +222,7 @@ class AbstractDiscreteHilbert(AbstractHilbert):
         - `key`: a JAX PRNG key.
         - `shape`: batch shape (an int or a tuple).
         """
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        shape = batch_shape(shape)
         if self.constrained:
             return self._random_index_sum_state(key, shape)
         idx = jax.random.randint(key, (*shape, self.N), 0, self.local_size)
@@ -282,11 +282,15 @@ class Spin(AbstractDiscreteHilbert):
     - `total_sz`: optional constraint on the total magnetisation.
     """
 
-    s: float | int
+    s: RealNumber
     N: int | np.integer = 1
-    total_sz: float | int | None = None
+    total_sz: RealNumber | None = None
 
     def __post_init__(self):
+        for name in ("s", "total_sz"):  # NumPy numbers stored as Python ones
+            value = getattr(self, name)
+            if isinstance(value, np.generic) and not isinstance(value, np.bool_):
+                object.__setattr__(self, name, value.item())
         s = self.s
         if isinstance(s, bool) or not (math.isfinite(s) and s > 0 and float(2 * s).is_integer()):
             raise ValueError(
@@ -328,11 +332,11 @@ class Spin(AbstractDiscreteHilbert):
         return states.astype(np.int64).sum(-1) == round(2 * self.total_sz)
 
     def random_state(
-        self, key: PRNGKeyArray, shape: int | tuple[int, ...] = ()
+        self, key: PRNGKeyArray, shape: int | np.integer | Sequence[RealNumber] = ()
     ) -> Num[Array, "..."]:
         if self.total_sz is None or self.s != 0.5:
             return super().random_state(key, shape)
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        shape = batch_shape(shape)
         n_up = (self.N + round(2 * self.total_sz)) // 2
         base = jnp.where(jnp.arange(self.N) < n_up, 1, -1).astype(self.dtype)
         keys = jax.random.split(key, math.prod(shape)) if shape else key[None]
@@ -441,11 +445,11 @@ class Particles(AbstractHilbert):
     def __init__(
         self,
         N: int | np.integer,
-        L: float | int | Sequence[float | int],
-        pbc: bool | Sequence[bool] = True,
+        L: RealNumber | Sequence[RealNumber],
+        pbc: bool | np.bool_ | Sequence[bool | np.bool_] = True,
     ):
         N = positive_int(N, "N")
-        extents = (L,) if isinstance(L, float | int) else tuple(L)
+        extents = (L,) if isinstance(L, RealNumber) else tuple(L)
         try:  # a bool is an int but not a length
             extents = tuple(float(positive_number(ext, "L")) for ext in extents)
         except ValueError:
@@ -453,7 +457,7 @@ class Particles(AbstractHilbert):
         if not extents:
             raise ValueError(f"L must be one or more positive finite box extents, got L={L!r}.")
         d = len(extents)
-        pbc = (bool(pbc),) * d if isinstance(pbc, bool) else tuple(bool(p) for p in pbc)
+        pbc = (bool(pbc),) * d if isinstance(pbc, bool | np.bool_) else tuple(bool(p) for p in pbc)
         if len(pbc) != d:
             raise ValueError(
                 f"pbc has {len(pbc)} entries but the box has d={d} dimensions (L={L!r})."
@@ -472,10 +476,10 @@ class Particles(AbstractHilbert):
         return self.N * self.d
 
     def random_state(
-        self, key: PRNGKeyArray, shape: int | tuple[int, ...] = ()
+        self, key: PRNGKeyArray, shape: int | np.integer | Sequence[RealNumber] = ()
     ) -> Float[Array, "..."]:
         """Positions drawn uniformly in the box, shape `(*shape, N*d)`."""
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        shape = batch_shape(shape)
         u = jax.random.uniform(key, (*shape, self.N, self.d))
         L = jnp.asarray(self.L, u.dtype).reshape((1,) * (u.ndim - 1) + (self.d,))
         return (u * L).reshape(*shape, self.size)

@@ -8,8 +8,10 @@ means the model has no parameter there. The same dict converts in both direction
 [`with_params`][] copies NetKet's arrays in, [`params_of`][] reads them out.
 """
 
+import contextlib
+import contextvars
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import equinox as eqx
@@ -29,9 +31,27 @@ def placeholders(*initializer_names: str) -> dict[str, Any]:
     return {**dict.fromkeys(initializer_names, initializers.zeros), "key": jax.random.key(0)}
 
 
+# The path of the module being converted inside the variables the user gave (empty at the top;
+# `("module",)` while SymmExpSum converts its wrapped module), so that every message names a
+# parameter by its full path in the user's variables.
+_WITHIN: contextvars.ContextVar[Path] = contextvars.ContextVar("within", default=())
+
+
+@contextlib.contextmanager
+def within(prefix: Path) -> Iterator[None]:
+    """Convert a wrapped module stored under `prefix`: messages name its parameters by their
+    full path (`params/module/Dense/kernel`, not `params/Dense/kernel`)."""
+    token = _WITHIN.set((*_WITHIN.get(), *prefix))
+    try:
+        yield
+    finally:
+        _WITHIN.reset(token)
+
+
 def show(path: Path) -> str:
-    """A parameter path as NetKet users write it, e.g. `params/Dense/kernel`."""
-    return "/".join(("params", *path))
+    """A parameter path as NetKet users write it, e.g. `params/Dense/kernel` (with the prefix
+    of a wrapped module, see `within`)."""
+    return "/".join(("params", *_WITHIN.get(), *path))
 
 
 def layer_paths(prefix: Path, layer: Callable[[Any], Any]) -> Paths:

@@ -17,7 +17,16 @@ from .. import hilbert as nqh, models as nqm
 from ..symmetry import PermutationGroup
 from ._activations import activation_from_netket, activation_to_netket
 from ._hilbert import hilbert_to_netket
-from ._params import describe, hilbert_for, leading_size, params_of, placeholders, with_params
+from ._params import (
+    describe,
+    hilbert_for,
+    leading_size,
+    params_of,
+    placeholders,
+    show,
+    with_params,
+    within,
+)
 
 
 _JASTROW_PATHS = {("kernel",): lambda m: m.kernel}
@@ -58,7 +67,7 @@ def jastrow_from_netket(cls: type, module: Any, params: dict, hilbert: Any) -> A
     n_sites = (1 + math.isqrt(1 + 8 * n_pairs)) // 2
     if n_sites * (n_sites - 1) // 2 != n_pairs:
         raise ValueError(
-            f"params/kernel of NetKet's Jastrow has {n_pairs} entries, which is not "
+            f"{show(('kernel',))} of NetKet's Jastrow has {n_pairs} entries, which is not "
             "N (N - 1) / 2 for any number of sites N."
         )
     hilbert = hilbert_for(hilbert, n_sites, lambda n: nqh.Spin(0.5, n), module)
@@ -187,15 +196,16 @@ def symmetrized_from_netket(cls: type, module: Any, params: dict, hilbert: Any) 
     if "module" not in params:
         raise ValueError(
             f"The variables do not match NetKet's {describe(module)}: missing the "
-            "parameters params/module of its wrapped module."
+            f"parameters {show(('module',))} of its wrapped module."
         )
     extra = sorted(set(params) - {"module"})
     if extra:
         raise ValueError(
             f"The variables do not match NetKet's {describe(module)}: unexpected parameter "
-            f"params/{extra[0]} (a SymmExpSum has only its module's parameters, under module)."
+            f"{show((extra[0],))} (a SymmExpSum has only its module's parameters, under module)."
         )
-    inner = from_netket(module.module, {"params": params["module"]}, hilbert=hilbert)
+    with within(("module",)):  # messages name params/module/...
+        inner = from_netket(module.module, {"params": params["module"]}, hilbert=hilbert)
     if isinstance(inner, tuple):  # a fast autoregressive model: its cache is not needed here
         inner = inner[0]
     perms = _perms_of(module.symm_group)

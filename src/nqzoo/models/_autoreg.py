@@ -54,9 +54,28 @@ def accepts_index_sum(model: "AbstractARNN") -> bool:
         return False
 
 
+#: The largest `machine_pow` accepted. Normalising `|ψ_i|^p` divides by
+#: `logsumexp(p Re z) / p`, whose rounding error `p * eps * |z|` the probabilities
+#: `exp(p Re log ψ_i)` then carry in their exponent: near `p = 1e300` every probability
+#: comes out 0 (or inf) without a warning, and already at `p = 1e6` float32 conditionals are
+#: no longer normalised. Up to 1000 both precisions are exact to their rounding, and
+#: `|ψ|^1000` already puts all the weight on the largest amplitude wherever amplitudes differ
+#: by more than a percent: a larger power is a mistake, not a sharper distribution.
+MAX_MACHINE_POW = 1000
+
+
 def check_machine_pow(machine_pow: object) -> int | float:
-    """Check that `machine_pow` is a finite positive number (an int such as 2 or a float)."""
-    return positive_number(machine_pow, "machine_pow", " (2 samples |psi|^2)")
+    """Check that `machine_pow` is a finite positive number (an int such as 2 or a float)
+    no larger than `MAX_MACHINE_POW` (1000)."""
+    value = positive_number(machine_pow, "machine_pow", " (2 samples |psi|^2)")
+    if value > MAX_MACHINE_POW:
+        raise ValueError(
+            f"machine_pow must be at most {MAX_MACHINE_POW}, got machine_pow={machine_pow!r}: "
+            "the conditionals |psi_i|^machine_pow are normalised to within "
+            "machine_pow * eps, which for larger powers loses all precision (every "
+            "probability 0 or inf). Use machine_pow=2 for the Born distribution |psi|^2."
+        )
+    return value
 
 
 def normalize_log_conditionals(

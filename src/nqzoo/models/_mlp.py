@@ -86,7 +86,7 @@ class MLP(eqx.Module):
     def __init__(
         self,
         hilbert: object,
-        hidden_dims: int | np.integer | Sequence[int | np.integer] | None = None,
+        hidden_dims: int | np.integer | Sequence[RealNumber] | None = None,
         hidden_dims_alpha: RealNumber | Sequence[RealNumber] | None = None,
         param_dtype: jnp.dtype | type = jnp.float64,
         hidden_activations: Activation | Sequence[Activation | None] | None = gelu,
