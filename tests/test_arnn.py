@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import nqzoo as nqz
+import nqzoo.testing as nqt
 from nqzoo.interop.netket import from_netket, to_netket
 
-from .helpers import max_rel_err, netket_promotion, randomize, tree_allclose
+from .helpers import netket_promotion, randomize, tree_allclose
 from .test_arnn_layers import conv1d_deps, conv2d_deps, dense_deps
 
 
@@ -56,27 +57,8 @@ def _case_id(case):
 
 
 @eqx.filter_jit
-def _fast_conditionals(model, state, x):
-    """Probabilities of every site from `conditional` steps (a lax.scan, vmapped over x)."""
-
-    def one(config):
-        def step(state, index):
-            p, state = model.conditional(config, index, state)
-            return state, p
-
-        return jax.lax.scan(step, state, jnp.arange(config.shape[0]))[1]
-
-    return jax.vmap(one)(x)
-
-
-@eqx.filter_jit
 def _log_psi(model, x):
     return model(x)
-
-
-@eqx.filter_jit
-def _conditionals(model, x):
-    return model.conditionals(x)
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
@@ -98,25 +80,15 @@ def test_netket_parity_fast_slow_and_normalisation(case, getkey):
     assert type(slow).__name__ == f"ARNN{kind}" and type(fast).__name__ == f"FastARNN{kind}"
     assert tree_allclose(fast.to_slow(), slow, rtol=0)
 
-    # parity with NetKet on the whole space (log psi through exp: phases compare mod 2 pi)
-    states = hi.all_states()
-    log_psi = _log_psi(slow, states)
-    with netket_promotion():
-        expected = jax.jit(nk_slow.apply)(variables, states)
-        nk_cond = jax.jit(lambda v, x: nk_slow.apply(v, x, method=nk_slow.conditionals))(
-            variables, x
-        )
-    assert max_rel_err(jnp.exp(log_psi), jnp.exp(expected)) < 1e-12
-    cond = _conditionals(slow, x)
-    assert max_rel_err(cond, nk_cond) < 1e-12
+    # parity with NetKet on the whole space: log psi, amplitudes (phases mod 2 pi) and
+    # conditionals, to 1e-12
+    nqt.assert_netket_parity(slow, nk_slow, variables, x=hi.all_states(), rtol=1e-12)
 
     # sum_x |psi(x)|^mp = 1 over the whole space
-    total = jnp.sum(jnp.exp(mp * log_psi.real))
-    assert abs(float(total) - 1) < 1e-10
+    nqt.assert_normalized(slow, rtol=1e-10)
 
-    # fast step-by-step conditionals == slow conditionals
-    steps = _fast_conditionals(fast, state, x)
-    np.testing.assert_allclose(steps, cond, rtol=0, atol=1e-13)
+    # fast step-by-step conditionals (and amplitudes) == slow conditionals
+    nqt.assert_fast_matches_slow(fast, state, x, slow=slow, atol=1e-13)
 
     # and back to NetKet: the same module and the same parameters, bit for bit
     for model, nk_model in ((slow, nk_slow), (fast, nk_fast)):
@@ -183,13 +155,9 @@ def test_rectangular_conv2d(lattice_shape, kernel_size, dilation, dtype, getkey)
     )
     params, static = eqx.partition(fast, eqx.is_inexact_array)
     fast = eqx.combine(randomize(params, getkey(), scale=1.0), static)
-    x = hi.all_states()
-    total = jnp.sum(jnp.exp(2 * _log_psi(fast, x).real))
-    assert abs(float(total) - 1) < 1e-10
-    x = x[::37]
-    np.testing.assert_allclose(
-        _fast_conditionals(fast, state, x), _conditionals(fast.to_slow(), x), rtol=0, atol=1e-13
-    )
+    nqt.assert_normalized(fast, rtol=1e-10)
+    x = hi.all_states()[::37]
+    nqt.assert_fast_matches_slow(fast, state, x, slow=fast.to_slow(), atol=1e-13)
 
 
 def test_batch_axes(getkey):
