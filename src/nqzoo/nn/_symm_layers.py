@@ -55,10 +55,12 @@ def check_shape(group: PermutationGroup, shape: object, name: str = "shape") -> 
     The group must be a space group in NetKet's order: element `t * n_point + p` is the
     translation `t` (a C-order index into `shape`) composed with the element `p` of the first
     `n_point` elements, and the translations `0, n_point, 2 n_point, ...` form the periodic
-    group `Z_shape[0] x Z_shape[1] x ...`.
+    group `Z_shape[0] x Z_shape[1] x ...`, each of which moves every site (so `prod(shape)`
+    divides the number of sites). A group of a periodic lattice (with a `lattice_action`)
+    needs `shape` equal to the lattice's extent.
 
-    **Raises:** `ValueError` naming `name` if `shape` is not a tuple of positive integers, or
-    the group does not have this structure.
+    **Raises:** `ValueError` naming `name` if `shape` is not a tuple of positive integers, is
+    not the extent of the group's lattice, or the group does not have this structure.
     """
     if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
         shape = (shape,)
@@ -74,12 +76,27 @@ def check_shape(group: PermutationGroup, shape: object, name: str = "shape") -> 
             f"group, e.g. a lattice's extent), got {name}={shape!r}."
         )
     shape = tuple(int(s) for s in shape)
+    action = getattr(group, "lattice_action", None)
+    if action is not None and all(action.pbc) and shape != tuple(action.extent):
+        extent = tuple(int(e) for e in action.extent)
+        raise ValueError(
+            f"{name}={shape} does not match the group, which acts on a periodic lattice of "
+            f"extent {extent}; give {name}={extent} (or leave {name}=None to read it from "
+            "the group)."
+        )
     n_cells = math.prod(shape)
     n = group.n_elements
     if n % n_cells:
         raise ValueError(
             f"{name}={shape} has {n_cells} translations, which does not divide the group "
             f"order {n}; give the extent of the lattice whose space group this is."
+        )
+    if group.n_sites % n_cells:
+        raise ValueError(
+            f"{name}={shape} has {n_cells} translations, which does not divide the "
+            f"{group.n_sites} sites the group permutes (translations move every site, so "
+            f"their orbits have {n_cells} sites each); give the extent of the lattice whose "
+            "space group this is, or use mode='irreps'."
         )
     n_point = n // n_cells
     pt = group.product_table
@@ -99,6 +116,14 @@ def check_shape(group: PermutationGroup, shape: object, name: str = "shape") -> 
             f"the translations of the group (elements 0, {n_point}, {2 * n_point}, ...) do not "
             f"compose as the periodic grid {name}={shape}; give the lattice's extent or use "
             "mode='irreps'."
+        )
+    moved = group.perms[t[1:]] != np.arange(group.n_sites)
+    if not np.all(moved):
+        bad = int(t[1:][np.flatnonzero(~moved.all(axis=1))[0]])
+        raise ValueError(
+            f"with {name}={shape} element {bad} of the group would be a translation, but it "
+            "leaves a site in place (a translation moves every site); give the lattice's "
+            "extent or use mode='irreps'."
         )
     return shape
 
@@ -287,9 +312,9 @@ class DenseSymm(eqx.Module):
     def __init__(
         self,
         symmetries: PermutationGroup | ArrayLike,
-        features: int,
+        features: int | np.integer,
         *,
-        in_features: int = 1,
+        in_features: int | np.integer = 1,
         use_bias: bool = True,
         mask: ArrayLike | None = None,
         param_dtype: Any = jnp.float64,
@@ -389,11 +414,11 @@ class DenseEquivariant(eqx.Module):
     def __init__(
         self,
         symmetries: PermutationGroup | ArrayLike,
-        features: int,
-        in_features: int,
+        features: int | np.integer,
+        in_features: int | np.integer,
         *,
         mode: str = "auto",
-        shape: Sequence[int] | None = None,
+        shape: Sequence[float | int | np.floating | np.integer] | None = None,
         use_bias: bool = True,
         mask: ArrayLike | None = None,
         param_dtype: Any = jnp.float64,
