@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import nqzoo as nqz
+import nqzoo.testing as nqt
 from nqzoo.interop.netket import from_netket, hilbert_to_netket, to_netket
 
 from .helpers import max_rel_err, netket_promotion
@@ -75,8 +76,8 @@ def test_parity_round_trip_gradients(name, cls, hilbert, bond_dim, symperiod, dt
     assert jax.tree.map(spec, shapes) == jax.tree.map(spec, params)  # NetKet's own tree
     out = _call(model, x)
     assert out.shape == (3, 5) and out.dtype == expected.dtype == jnp.complex128
-    assert max_rel_err(out, expected) <= 1e-12
-    assert max_rel_err(np.exp(out), np.exp(expected)) <= 1e-12
+    nqt.assert_netket_parity(model, nk_model, variables, x=x.reshape(15, -1), rtol=1e-12)
+    assert max_rel_err(np.exp(out), np.exp(expected)) <= 1e-12  # the amplitudes too
     # round trip, bit for bit
     again = from_netket(nk_model, variables)
     assert bool(eqx.tree_equal(again, model))
@@ -152,12 +153,12 @@ def test_shapes_long_chain_float32():
     assert single.shape == () and abs(single - out[0, 0]) <= 1e-5 * abs(out[0, 0])
     g = eqx.filter_jit(eqx.filter_grad(lambda m, x: jnp.sum(m(x).real)))(model, x)
     assert g.middle_tensors.dtype == jnp.float32 and np.all(np.isfinite(g.middle_tensors))
-    with pytest.raises(TypeError, match=r"parameter 'x'"):
-        model(np.ones((2, 199), np.int8))
+    nqt.assert_shape_checked(model)
 
 
 def test_bad_input():
     hi = nqz.hilbert.Spin(0.5, 6)
+    nqt.assert_shape_checked(nqz.models.MPSPeriodic(hi, 2, key=KEY))
     for cls in (nqz.models.MPSOpen, nqz.models.MPSPeriodic):
         with pytest.raises(ValueError, match=r"bond_dim must be a positive integer.*bond_dim=0"):
             cls(hi, 0, key=KEY)
