@@ -2,7 +2,11 @@
 model, a state reused after an eager step, out-of-range site indices, 1-wide masked kernels,
 inf/nan and NumPy numbers as hyperparameters (issue 15, items 4 and 5)."""
 
+import collections.abc
 import dataclasses
+import inspect
+import types
+import typing
 
 import equinox as eqx
 import jax
@@ -469,3 +473,302 @@ def test_complex_configurations_are_refused(build, getkey):
     x = jnp.asarray(model.hilbert.all_states()[0], dtype=jnp.complex128)
     with pytest.raises(TypeError, match="parameter 'x'"):
         model(x)
+
+
+# --- item 3 for the newer models ---------------------------------------------------------------
+
+CHAIN4 = nqz.lattice.Chain(4)
+GROUP4 = CHAIN4.translation_group()
+
+# models that index by local state: the MPS picks a tensor per local value, the Transformers
+# embed the local index, the spin-flip wrapper flips by index
+INDEXED_NEW = [
+    ("MPSOpen", lambda k: nqz.models.MPSOpen(SPIN4, 2, key=k), SPIN4, [0.0, 0.5, 3.0, np.nan]),
+    ("MPSPeriodic-Fock", lambda k: nqz.models.MPSPeriodic(FOCK2, 2, key=k), FOCK2,
+     [3.0, -1.0, 0.5, np.nan]),
+    ("ARTransformer", lambda k: nqz.models.ARTransformer(SPIN4, 1, 4, 2, mlp_ratio=1, key=k),
+     SPIN4, [0.0, 3.0, np.nan]),
+    ("FastARTransformer", lambda k: make(nqz.models.FastARTransformer)(
+        SPIN4, 1, 4, 2, mlp_ratio=1, key=k)[0], SPIN4, [0.0, np.nan]),
+    ("SpinFlipSymmetricARNN", lambda k: nqz.models.SpinFlipSymmetricARNN(
+        nqz.models.ARNNDense(SPIN4, 1, 2, key=k)), SPIN4, [0.0, 0.5, np.nan]),
+    ("MarshallSignARNN", lambda k: nqz.models.MarshallSignARNN(
+        nqz.models.ARNNDense(SPIN4, 1, 2, key=k), CHAIN4), SPIN4, [0.0, np.nan]),
+]
+
+
+@pytest.mark.parametrize("name, build, hilbert, bad", INDEXED_NEW,
+                         ids=[c[0] for c in INDEXED_NEW])
+def test_values_outside_the_local_states_give_nan_newer_models(name, build, hilbert, bad,
+                                                                getkey):
+    test_values_outside_the_local_states_give_nan(name, build, hilbert, bad, getkey)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda k: nqz.models.Jastrow(SPIN4, key=k),
+        lambda k: nqz.models.RBMSymm(SPIN4, GROUP4, key=k),
+        lambda k: nqz.models.MPSOpen(SPIN4, 2, key=k),
+        lambda k: nqz.models.MPSPeriodic(SPIN4, 2, key=k),
+        lambda k: nqz.models.GCNN(SPIN4, GROUP4, layers=1, features=2, key=k),
+        lambda k: nqz.models.Symmetrized(nqz.models.RBM(SPIN4, key=k), GROUP4),
+        lambda k: nqz.models.ViT(SPIN4, lattice=CHAIN4, d_model=4, heads=2, layers=1, key=k),
+        lambda k: nqz.models.ARTransformer(SPIN4, 1, 4, 2, key=k),
+        lambda k: nqz.models.SpinFlipSymmetricARNN(nqz.models.ARNNDense(SPIN4, 1, 2, key=k)),
+    ],
+    ids=["Jastrow", "RBMSymm", "MPSOpen", "MPSPeriodic", "GCNN", "Symmetrized", "ViT",
+         "ARTransformer", "SpinFlipSymmetricARNN"],
+)
+def test_complex_configurations_are_refused_newer_models(build, getkey):
+    model = build(getkey())
+    x = jnp.asarray(model.hilbert.all_states()[:2], dtype=jnp.complex128)
+    with pytest.raises(TypeError, match="parameter 'x'"):
+        model(x)
+
+
+# --- item 5 for the newer models ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_inf_and_nan_sizes_of_newer_models_are_refused(value, getkey):
+    """Every time the same error, naming the argument (a type check that samples one entry
+    of a sequence passes some of the time, and then the validator names it: both must)."""
+    key = getkey()
+    cases = [
+        (lambda: nqz.models.MLP(SPIN4, hidden_dims=(4, value), key=key), "hidden_dims"),
+        (lambda: nqz.models.MLP(SPIN4, hidden_dims=value, key=key), "hidden_dims"),
+        (lambda: nqz.models.RBMSymm(SPIN4, GROUP4, alpha=value, key=key), "alpha"),
+        (lambda: nqz.models.MPSOpen(SPIN4, value, key=key), "bond_dim"),
+        (lambda: nqz.models.MPSPeriodic(SPIN4, 2, value, key=key), "symperiod"),
+        (lambda: nqz.models.GCNN(SPIN4, GROUP4, layers=value, features=2, key=key), "layers"),
+        (lambda: nqz.models.GCNN(SPIN4, GROUP4, layers=2, features=(2, value), key=key),
+         "features"),
+        (lambda: nqz.models.ARTransformer(SPIN4, value, 4, 2, key=key), "layers"),
+        (lambda: nqz.models.ARTransformer(SPIN4, 1, value, 2, key=key), "d_model"),
+        (lambda: nqz.models.ARTransformer(SPIN4, 1, 4, value, key=key), "heads"),
+        (lambda: nqz.models.ARTransformer(SPIN4, 1, 4, 2, mlp_ratio=value, key=key),
+         "mlp_ratio"),
+        (lambda: nqz.models.ARTransformer(SPIN4, 1, 4, 2, lattice_shape=(2, value), key=key),
+         "lattice_shape"),
+        (lambda: nqz.models.ViT(SPIN4, lattice=CHAIN4, d_model=value, key=key), "d_model"),
+        (lambda: nqz.models.ViT(SPIN4, lattice=CHAIN4, heads=value, key=key), "heads"),
+        (lambda: nqz.models.ViT(SPIN4, lattice=CHAIN4, layers=value, key=key), "layers"),
+        (lambda: nqz.models.ViT(SPIN4, lattice=CHAIN4, patch_size=value, key=key),
+         "patch_size"),
+        (lambda: nqz.models.RNN(SPIN4, 2, (2, value), key=key), "features"),
+        (lambda: nqz.nn.DenseSymm(GROUP4, value, key=key), "features"),
+        (lambda: nqz.nn.FactoredAttention((2, value), 4, 2, key=key), "patch_grid"),
+        (lambda: nqz.nn.LayerNorm(value), "features"),
+    ]
+    for build, name in cases:
+        seen = set()
+        for _ in range(6):
+            with pytest.raises((TypeError, ValueError)) as info:
+                build()
+            message = str(info.value)
+            assert f"parameter '{name}'" in message or f"{name} must be" in message or (
+                f"{name}[1] must be" in message), (name, message[:300])
+            seen.add(type(info.value))
+        assert len(seen) == 1, (name, seen)  # deterministic
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0, 1e300, 1001])
+def test_machine_pow_of_newer_models_is_refused(value, getkey):
+    """inf/nan/negative, and powers too large for the normalisation (1e300 gave all-zero
+    conditionals), for every autoregressive family."""
+    key = getkey()
+    for build in (
+        lambda: nqz.models.ARTransformer(SPIN4, 1, 4, 2, machine_pow=value, key=key),
+        lambda: make(nqz.models.FastARTransformer)(SPIN4, 1, 4, 2, machine_pow=value, key=key),
+        lambda: nqz.models.RNN(SPIN4, 1, 2, machine_pow=value, key=key),
+        lambda: nqz.models.ARNNDense(SPIN4, 1, 2, machine_pow=value, key=key),
+    ):
+        with pytest.raises(ValueError, match=r"machine_pow must be (a finite positive number|"
+                           r"at most 1000)"):
+            build()
+
+
+def test_largest_machine_pow_is_normalised(getkey):
+    """machine_pow=1000, the largest accepted, still gives normalised conditionals."""
+    model = nqz.models.ARNNDense(SPIN4, 1, 2, machine_pow=1000, key=getkey())
+    p = model.conditionals(SPIN4.all_states())
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-10)
+
+
+def test_numpy_numbers_accepted_by_newer_models(getkey):
+    i64, key = np.int64, getkey()
+    pairs = [
+        (lambda a: nqz.models.MPSOpen(SPIN4, a(2), key=key), "MPSOpen"),
+        (lambda a: nqz.models.MPSPeriodic(SPIN4, a(2), a(2), key=key), "MPSPeriodic"),
+        (lambda a: nqz.models.RBMSymm(SPIN4, GROUP4, alpha=a(1), key=key), "RBMSymm"),
+        (lambda a: nqz.models.GCNN(SPIN4, GROUP4, layers=a(2), features=(a(2), a(3)), key=key),
+         "GCNN"),
+        (lambda a: nqz.models.ARTransformer(SPIN4, a(1), a(4), a(2), mlp_ratio=a(1),
+                                            lattice_shape=(a(2), a(2)), machine_pow=a(2),
+                                            key=key), "ARTransformer"),
+        (lambda a: nqz.models.ViT(SPIN4, lattice=CHAIN4, patch_size=a(2), d_model=a(4),
+                                  heads=a(2), layers=a(1), mlp_ratio=a(1), key=key), "ViT"),
+        (lambda a: nqz.models.RNN(SPIN4, a(2), (a(2), a(3)), machine_pow=a(2), key=key), "RNN"),
+        (lambda a: nqz.models.LSTMNet(SPIN4, a(1), a(2), key=key), "LSTMNet"),
+        (lambda a: nqz.nn.DenseSymm(GROUP4, a(2), in_features=a(1), key=key), "DenseSymm"),
+        (lambda a: nqz.nn.DenseEquivariant(GROUP4, a(2), a(1), key=key), "DenseEquivariant"),
+        (lambda a: nqz.nn.SimpleRNNCell(a(1), a(2), a(1), key=key), "SimpleRNNCell"),
+        (lambda a: nqz.nn.ViTEncoderBlock(a(2), a(4), a(2), a(1), key=key), "ViTEncoderBlock"),
+    ]
+    failures = []
+    for build, name in pairs:
+        try:
+            model = build(i64)
+        except (TypeError, ValueError) as e:
+            failures.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[1:2]}")
+            continue
+        if not (eqx.tree_equal(model, build(int)) and _no_numpy_scalars(model)):
+            failures.append(f"{name}: not the model built from Python ints")
+    assert not failures, "\n".join(failures)
+
+
+def test_particles_take_numpy_lengths_and_refuse_bools():
+    for L in ((np.float32(1.0),), np.float64(2.0), [np.int64(1), 2.5], (1.0, np.float16(2))):
+        box = nqz.hilbert.Particles(np.int64(2), L)
+        assert all(type(ext) is float for ext in box.L) and type(box.N) is int
+    for L in (True, (1.0, True), (np.inf,), (np.float32("nan"),), ()):
+        with pytest.raises((TypeError, ValueError), match="L"):
+            nqz.hilbert.Particles(2, L)
+    assert nqz.hilbert.Particles(2, (1.0, 2.0), pbc=np.bool_(False)).pbc == (False, False)
+
+
+def test_random_state_shapes():
+    """A batch shape: NumPy ints accepted, floats, bools and negative sizes refused by name."""
+    key = jax.random.key(0)
+    for space in (SPIN4, SPIN4_SZ0, nqz.hilbert.Particles(2, (1.0,))):
+        assert space.random_state(key, np.int64(3)).shape == (3, space.size)
+        assert space.random_state(key, (np.int32(2), 1)).shape == (2, 1, space.size)
+        for bad in (True, (2, -1), (2, 1.0)):
+            with pytest.raises((TypeError, ValueError), match="shape"):
+                space.random_state(key, bad)
+
+
+# --- item 2 for the newer converters -----------------------------------------------------------
+
+
+def _netket_twin(name, key):
+    from nqzoo.interop.netket import to_netket
+
+    model = {
+        "Jastrow": lambda: nqz.models.Jastrow(SPIN4, key=key),
+        "RBMSymm": lambda: nqz.models.RBMSymm(SPIN4, GROUP4, key=key),
+        "MPSOpen": lambda: nqz.models.MPSOpen(SPIN4, 2, key=key),
+        "MPSPeriodic": lambda: nqz.models.MPSPeriodic(SPIN4, 2, key=key),
+        "GCNN-fft": lambda: nqz.models.GCNN(SPIN4, GROUP4, layers=2, features=2, key=key),
+        "GCNN-irreps": lambda: nqz.models.GCNN(SPIN4, GROUP4, layers=2, features=2,
+                                               mode="irreps", key=key),
+        "Symmetrized": lambda: nqz.models.Symmetrized(nqz.models.RBM(SPIN4, key=key), GROUP4),
+    }[name]()
+    module, variables = to_netket(model)
+    return model, module, variables["params"]
+
+
+def _edited(params, path, value=None):
+    """A copy of the nested dict `params` with `path` deleted (value None) or set."""
+    params = {k: _edited(v, (), None) if hasattr(v, "items") else v for k, v in params.items()}
+    if path:
+        node = params
+        for key in path[:-1]:
+            node = node[key]
+        if value is None:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+    return params
+
+
+def _paths(params, prefix=()):
+    for key, value in params.items():
+        if hasattr(value, "items"):
+            yield from _paths(value, (*prefix, key))
+        else:
+            yield (*prefix, key)
+
+
+CONVERTED = ["Jastrow", "RBMSymm", "MPSOpen", "MPSPeriodic", "GCNN-fft", "GCNN-irreps",
+             "Symmetrized"]
+FLAGS = {"RBMSymm": ["use_visible_bias", "use_hidden_bias"], "GCNN-fft": ["use_bias"],
+         "GCNN-irreps": ["use_bias"]}
+
+
+@pytest.mark.parametrize("name", CONVERTED)
+def test_newer_converters_are_strict(name, getkey):
+    """A missing parameter, an unexpected one (at the top or next to a real one) and a flag
+    that contradicts the parameters raise a ValueError naming the parameter's full path in
+    the variables given (params/module/... inside a SymmExpSum)."""
+    from nqzoo.interop.netket import from_netket
+
+    model, module, params = _netket_twin(name, getkey())
+    assert bool(eqx.tree_equal(from_netket(module, {"params": params}), model))
+    for path in _paths(params):
+        shown = "/".join(("params", *path))
+        with pytest.raises(ValueError, match=rf"missing parameter {shown}\b"):
+            from_netket(module, {"params": _edited(params, path)})
+        extra = (*path[:-1], "extra")
+        for where in (("extra",), extra):
+            shown = "/".join(("params", *where))
+            with pytest.raises(ValueError, match=rf"unexpected parameter {shown}\b"):
+                from_netket(module, {"params": _edited(params, where, np.ones(1))})
+    for flag in FLAGS.get(name, []):
+        with pytest.raises(ValueError, match=rf"{flag}=False.*unexpected parameter params/"):
+            from_netket(module.clone(**{flag: False}), {"params": params})
+
+
+# --- item 5, the class behind it: annotations that decide the error ---------------------------
+
+
+def _union(hint):
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return set(typing.get_args(hint))
+    return {hint}
+
+
+def _narrow_annotations(hint):
+    """What in `hint` makes the signature's type check, not the validator, judge a size:
+    - an integer inside a sequence annotation without float (beartype checks one random
+      entry of a sequence, so `(4, inf)` gives a TypeError or the validator's ValueError
+      at random);
+    - `int` without `np.integer` (NumPy integers refused, unlike by nqz.sample)."""
+    found = []
+    members = _union(hint)
+    numpy_ints = any(isinstance(m, type) and issubclass(np.integer, m) for m in members)
+    if int in members and not numpy_ints:
+        found.append("int without np.integer")
+    for member in members:
+        origin, args = typing.get_origin(member), typing.get_args(member)
+        if origin in (collections.abc.Sequence, tuple, list) and args:
+            entries = set().union(*(_union(a) for a in args if a is not Ellipsis))
+            if int in entries and float not in entries:
+                found.append(f"{member} (an entry of a sequence is sampled)")
+    return found
+
+
+def _public_constructors():
+    for module in (nqz.models, nqz.nn, nqz.hilbert):
+        for name, obj in sorted(vars(module).items()):
+            if inspect.isclass(obj) and not name.startswith(("_", "Abstract")):
+                yield f"{module.__name__}.{name}", obj
+
+
+def test_sizes_are_judged_by_the_validators():
+    """No public constructor lets its annotation decide a size: every size parameter accepts
+    NumPy integers, and a sequence of sizes is annotated with float entries too, so that the
+    validator (which checks every entry and names the argument) always gives the error."""
+    bad = []
+    for qualname, cls in _public_constructors():
+        try:
+            hints = typing.get_type_hints(cls.__init__)
+        except Exception:  # noqa: BLE001 - a constructor without resolvable hints
+            continue
+        for arg, hint in hints.items():
+            if arg in ("return", "self", "key"):
+                continue
+            for problem in _narrow_annotations(hint):
+                bad.append(f"{qualname}({arg}): {problem}")
+    assert not bad, "\n".join(bad)
