@@ -42,6 +42,7 @@ from ._sign import (
     MarshallSign as MarshallSign,
     MarshallSignARNN as MarshallSignARNN,
 )
+from ._spin_flip import SpinFlipSymmetricARNN as SpinFlipSymmetricARNN
 from ._symmetrized import Symmetrized as Symmetrized
 from ._transformer import (
     ARTransformer as ARTransformer,

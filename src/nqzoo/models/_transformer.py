@@ -9,6 +9,8 @@ once; the fast model one position per `conditional`, through the same layers, so
 to rounding.
 """
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -121,13 +123,13 @@ class ARTransformer(AbstractARNN):
         d_model: int | np.integer,
         heads: int | np.integer,
         mlp_ratio: int | np.integer = 4,
-        lattice_shape: int | tuple[int, ...] | None = None,
+        lattice_shape: int | np.integer | Sequence[float | int | np.number] | None = None,
         order: str = "snake",
         positional: str = "learned",
         param_dtype: jnp.dtype | type = jnp.float64,
         kernel_init: Initializer = initializers.lecun_normal(),
         embedding_init: Initializer = initializers.normal(1.0),
-        machine_pow: int | float = 2,
+        machine_pow: float | int | np.floating | np.integer = 2,
         *,
         key: PRNGKeyArray,
     ):

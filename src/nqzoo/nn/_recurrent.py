@@ -15,6 +15,7 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray
 
 from .._custom_types import Initializer
@@ -117,9 +118,9 @@ class SimpleRNNCell(AbstractRNNCell):
 
     def __init__(
         self,
-        in_features: int,
-        features: int,
-        n_neighbors: int = 1,
+        in_features: int | np.integer,
+        features: int | np.integer,
+        n_neighbors: int | np.integer = 1,
         param_dtype: jnp.dtype | type = jnp.float64,
         kernel_init: Initializer = jax.nn.initializers.orthogonal(),
         bias_init: Initializer = initializers.zeros,
@@ -186,9 +187,9 @@ class LSTMCell(AbstractRNNCell):
 
     def __init__(
         self,
-        in_features: int,
-        features: int,
-        n_neighbors: int = 1,
+        in_features: int | np.integer,
+        features: int | np.integer,
+        n_neighbors: int | np.integer = 1,
         param_dtype: jnp.dtype | type = jnp.float64,
         kernel_init: Initializer = jax.nn.initializers.orthogonal(),
         bias_init: Initializer = initializers.zeros,
@@ -262,9 +263,9 @@ class GRU1DCell(AbstractRNNCell):
 
     def __init__(
         self,
-        in_features: int,
-        features: int,
-        n_neighbors: int = 1,
+        in_features: int | np.integer,
+        features: int | np.integer,
+        n_neighbors: int | np.integer = 1,
         param_dtype: jnp.dtype | type = jnp.float64,
         kernel_init: Initializer = jax.nn.initializers.orthogonal(),
         bias_init: Initializer = initializers.zeros,

@@ -3,6 +3,7 @@
 
 import functools
 import math
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -60,7 +61,7 @@ class FactoredAttention(eqx.Module):
 
     def __init__(
         self,
-        patch_grid: int | np.integer | tuple[int, ...],
+        patch_grid: int | np.integer | Sequence[float | int | np.floating | np.integer],
         d_model: int | np.integer,
         heads: int | np.integer,
         param_dtype: jnp.dtype | type = jnp.float64,
@@ -141,7 +142,7 @@ class ViTEncoderBlock(eqx.Module):
 
     def __init__(
         self,
-        patch_grid: int | np.integer | tuple[int, ...],
+        patch_grid: int | np.integer | Sequence[float | int | np.floating | np.integer],
         d_model: int | np.integer,
         heads: int | np.integer,
         mlp_ratio: int | np.integer = 4,
