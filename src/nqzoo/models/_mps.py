@@ -111,7 +111,9 @@ class AbstractMPS(eqx.Module):
         batch = x.shape[:-1]
         indices = self.hilbert.states_to_local_indices(x).reshape(-1, self.hilbert.size)
         psi = self.amplitude(indices.astype(jnp.int32))
-        return jnp.log(psi.astype(_complex_dtype(psi.dtype))).reshape(batch)
+        log_psi = jnp.log(psi.astype(_complex_dtype(psi.dtype))).reshape(batch)
+        valid = jnp.all(self.hilbert.is_local_state(x), axis=-1)  # else NaN, not another state
+        return jnp.where(valid, log_psi, jnp.full((), jnp.nan, log_psi.dtype))
 
 
 class MPSOpen(AbstractMPS):
