@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import nqzoo as nqz
+import nqzoo.testing as nqt
 from nqzoo.models import DeepSetMLP, DeepSetRelDistance
 
 from .helpers import max_rel_err, netket_promotion, randomize, tree_allclose
@@ -67,17 +68,15 @@ def test_parity_with_netket(d, L, cusp, dtype, getkey):
     nk_model, variables, model = _netket_pair(box, cusp, getkey(), dtype)
     assert model.cusp.dtype == dtype and model.hilbert == box
     x = box.random_state(getkey(), (7,))
-    with netket_promotion():
-        expected = jax.jit(nk_model.apply)(variables, x)
     # Chunked evaluation, 7 = 3 + 3 + 1 padded (test_batch_shapes_and_vmap checks that the
     # unchunked path agrees).
     chunked = _replace(model, chunk_size=3)
-    assert max_rel_err(_call(chunked, x), expected) < 1e-12
+    nqt.assert_netket_parity(chunked, nk_model, variables, x=x, rtol=1e-12)
     # Exact round trips in both directions.
     module, back = interop.to_netket(model)
     assert tree_allclose(back, variables, rtol=0)
     assert tree_allclose(interop.from_netket(module, back), model, rtol=0)
-    if jnp.iscomplexobj(expected):
+    if jnp.issubdtype(dtype, jnp.complexfloating):
         return
 
     # Gradients with respect to every parameter, through the chunked path.
@@ -434,7 +433,5 @@ def test_no_phi_no_bias_round_trip(getkey):
     assert model.deepset.phi == () and model.deepset.rho[0].bias is None
     module, variables = interop.to_netket(model)
     x = box.random_state(getkey(), (3,))
-    with netket_promotion():
-        expected = jax.jit(module.apply)(variables, x)
-    assert max_rel_err(_call(model, x), expected) < 1e-12
+    nqt.assert_netket_parity(model, module, variables, x=x, rtol=1e-12)
     assert tree_allclose(interop.from_netket(module, variables), model, rtol=0)

@@ -392,11 +392,11 @@ def assert_symmetric(
     permutations of the sites.
 
     $(g x)$ is `x[..., perms[g]]` (the site `perms[g][i]` of `x` moves to site `i`).
-    With `characters=None`, $\chi_g = 1$: the model is invariant. The ratio
-    The difference $|\psi(gx) - \chi_g\psi(x)|$ is measured relative to the largest
-    $|\psi|$ among all the configurations evaluated (computed from $\log\psi$ without
-    overflow), so configurations at which $\psi$ vanishes by symmetry (a translation-invariant
-    configuration at non-zero momentum) are checked too.
+    With `characters=None`, $\chi_g = 1$: the model is invariant. The difference $|\psi(gx) -
+    \chi_g\psi(x)|$ is measured relative to the largest $|\psi|$ among all the configurations
+    evaluated (computed from $\log\psi$ without overflow), so configurations at which $\psi$
+    vanishes by symmetry (a translation-invariant configuration at non-zero momentum) are
+    checked too.
 
     **Arguments:**
 
