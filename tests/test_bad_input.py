@@ -609,7 +609,7 @@ def test_numpy_numbers_accepted_by_newer_models(getkey):
                                             key=key), "ARTransformer"),
         (lambda a: nqz.models.ViT(SPIN4, lattice=CHAIN4, patch_size=a(2), d_model=a(4),
                                   heads=a(2), layers=a(1), mlp_ratio=a(1), key=key), "ViT"),
-        (lambda a: nqz.models.RNN(SPIN4, a(2), (a(2), a(3)), machine_pow=a(2), key=key), "RNN"),
+        (lambda a: nqz.models.RNN(SPIN4, a(2), (a(3), a(2)), machine_pow=a(2), key=key), "RNN"),
         (lambda a: nqz.models.LSTMNet(SPIN4, a(1), a(2), key=key), "LSTMNet"),
         (lambda a: nqz.nn.DenseSymm(GROUP4, a(2), in_features=a(1), key=key), "DenseSymm"),
         (lambda a: nqz.nn.DenseEquivariant(GROUP4, a(2), a(1), key=key), "DenseEquivariant"),
