@@ -1,3 +1,5 @@
+import gc
+
 import jax
 import pytest
 
@@ -19,3 +21,14 @@ def getkey():
         return jax.random.key(next(counter))
 
     return _getkey
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drop JAX's compiled executables and traces after each test module. A pytest-xdist
+    worker runs many modules in one process; keeping every module's executables grew a
+    worker to 6 GB, and two full runs ended with a worker dying inside XLA (an abort while
+    compiling, a segmentation fault) late in the run. Modules share little compiled code."""
+    yield
+    jax.clear_caches()
+    gc.collect()
