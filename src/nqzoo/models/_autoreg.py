@@ -317,6 +317,30 @@ class AbstractARNN(eqx.Module):
         return jnp.where(valid, log_psi, jnp.full((), jnp.nan, log_psi.dtype))
 
 
+class AbstractARNNWrapper(AbstractARNN):
+    """An autoregressive model that wraps another (`model`) and keeps its space, power and
+    order: the shared frame of [`nqzoo.models.MarshallSignARNN`][] and
+    [`nqzoo.models.SpinFlipSymmetricARNN`][]."""
+
+    model: eqx.AbstractVar[AbstractARNN]
+
+    @property
+    def hilbert(self) -> AbstractDiscreteHilbert:
+        return self.model.hilbert
+
+    @property
+    def machine_pow(self) -> int | float:
+        return self.model.machine_pow
+
+    def reorder(self, x: ArrayLike, axis: int = -1) -> Array:
+        """The wrapped model's autoregressive order."""
+        return self.model.reorder(x, axis)
+
+    def inverse_reorder(self, x: ArrayLike, axis: int = -1) -> Array:
+        """The wrapped model's inverse order."""
+        return self.model.inverse_reorder(x, axis)
+
+
 class AbstractFastARNN(AbstractARNN):
     """An autoregressive network with a cache for sampling steps whose cost does not grow
     with `N`.

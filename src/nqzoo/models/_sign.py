@@ -14,7 +14,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Inexact, Int, Real
 
 from ..hilbert import AbstractDiscreteHilbert
 from ..lattice import Grid
-from ._autoreg import AbstractARNN, accepts_index_sum
+from ._autoreg import AbstractARNN, AbstractARNNWrapper, accepts_index_sum
 
 
 __all__ = ["MarshallSign", "MarshallSignARNN", "marshall_sign"]
@@ -106,7 +106,7 @@ class MarshallSign(eqx.Module):
         return _with_phase(log_psi, jnp.pi * (n_down % 2).astype(log_psi.real.dtype))
 
 
-class MarshallSignARNN(AbstractARNN):
+class MarshallSignARNN(AbstractARNNWrapper):
     r"""An autoregressive model with Marshall's sign rule, still autoregressive.
 
     The sign $(-1)^{n_\downarrow^B(x)}$ of [`nqzoo.models.MarshallSign`][] is a product of
@@ -139,22 +139,6 @@ class MarshallSignARNN(AbstractARNN):
         _check_sign_rule(model, lattice)
         self.model = model
         self.lattice = lattice
-
-    @property
-    def hilbert(self) -> AbstractDiscreteHilbert:
-        return self.model.hilbert
-
-    @property
-    def machine_pow(self) -> int | float:
-        return self.model.machine_pow
-
-    def reorder(self, x: ArrayLike, axis: int = -1) -> Array:
-        """The wrapped model's autoregressive order."""
-        return self.model.reorder(x, axis)
-
-    def inverse_reorder(self, x: ArrayLike, axis: int = -1) -> Array:
-        """The wrapped model's inverse order."""
-        return self.model.inverse_reorder(x, axis)
 
     def phases(self) -> Float[np.ndarray, "{self.hilbert.size} 2"]:  # noqa: F821
         """The phase added to each log-conditional: `π` at `[i, 1]` for `i` in sublattice

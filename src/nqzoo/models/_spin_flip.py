@@ -9,7 +9,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Inexact, Int, Real
 
 from ..hilbert import AbstractDiscreteHilbert
-from ._autoreg import AbstractARNN, AbstractFastARNN
+from ._autoreg import AbstractARNN, AbstractARNNWrapper, AbstractFastARNN
 
 
 __all__ = ["SpinFlipSymmetricARNN"]
@@ -42,7 +42,7 @@ def _check_flippable(model: object) -> AbstractDiscreteHilbert:
     return hilbert
 
 
-class SpinFlipSymmetricARNN(AbstractARNN):
+class SpinFlipSymmetricARNN(AbstractARNNWrapper):
     r"""An autoregressive model made invariant under the global spin flip
     $x \mapsto \bar x$ (both local states exchanged at every site), still autoregressive.
 
@@ -86,22 +86,6 @@ class SpinFlipSymmetricARNN(AbstractARNN):
         self.model = model
         order = np.asarray(model.reorder(np.arange(hilbert.size)))
         self.first = int(order[0])
-
-    @property
-    def hilbert(self) -> AbstractDiscreteHilbert:
-        return self.model.hilbert
-
-    @property
-    def machine_pow(self) -> int | float:
-        return self.model.machine_pow
-
-    def reorder(self, x: ArrayLike, axis: int = -1) -> Array:
-        """The wrapped model's autoregressive order."""
-        return self.model.reorder(x, axis)
-
-    def inverse_reorder(self, x: ArrayLike, axis: int = -1) -> Array:
-        """The wrapped model's inverse order."""
-        return self.model.inverse_reorder(x, axis)
 
     def flipped(
         self, x: Real[ArrayLike, "*batch {self.hilbert.size}"]
