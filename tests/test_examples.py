@@ -51,18 +51,40 @@ def test_parse_args_refuses(argv, message, capsys):
 @pytest.mark.parametrize(
     "argv, rel_tol",
     [
-        # the default run (fast ARNN, exact sampling, SR) on a short chain
+        # the default run (flip-symmetric RBMSymm, Metropolis, SR) on a short chain
         (["--lattice", "6", "--steps", "40", "--samples", "256"], 1e-2),
+        # the fast ARNN with exact sampling
+        (["--lattice", "6", "--model", "arnn", "--steps", "40", "--samples", "256"], 1e-2),
         # RBM and Metropolis exchange on the Heisenberg chain (magnetisation zero)
         (
-            ["--hamiltonian", "heisenberg", "--lattice", "6", "--model", "rbm", "--steps", "40",
-             "--samples", "256"],
+            [
+                "--hamiltonian",
+                "heisenberg",
+                "--lattice",
+                "6",
+                "--model",
+                "rbm",
+                "--steps",
+                "40",
+                "--samples",
+                "256",
+            ],
             1e-2,
         ),
         # J1-J2 on a small periodic lattice, MLP with Metropolis exchange up to d = 2
         (
-            ["--hamiltonian", "j1j2", "--lattice", "2x4", "--model", "mlp", "--steps", "5",
-             "--samples", "64"],
+            [
+                "--hamiltonian",
+                "j1j2",
+                "--lattice",
+                "2x4",
+                "--model",
+                "mlp",
+                "--steps",
+                "5",
+                "--samples",
+                "64",
+            ],
             None,
         ),
     ],
@@ -76,6 +98,38 @@ def test_ground_state_runs_and_converges(argv, rel_tol, capsys):
         # close to the ground state, and not below it by more than the statistics allow
         assert abs(energy - exact) < rel_tol * abs(exact), (energy, exact)
         assert energy > exact - 5 * error - 1e-9, (energy, error, exact)
+
+
+def test_default_models_and_presets():
+    tfim = ground_state.parse_args(["--lattice", "32"])
+    assert (tfim.model, tfim.sampler, tfim.alpha, tfim.spin_flip) == (
+        "rbmsymm",
+        "metropolis",
+        4,
+        True,
+    )
+    assert (tfim.samples, tfim.chains, tfim.warmup) == (2048, 256, 30)
+    # fewer samples than the preset's chains: as many chains as divide them
+    assert ground_state.parse_args(["--samples", "96"]).chains == 32
+    with pytest.raises(SystemExit):  # an explicit --chains is never changed
+        ground_state.parse_args(["--samples", "96", "--chains", "64"])
+    heisenberg = ground_state.parse_args(["--hamiltonian", "heisenberg"])
+    assert (heisenberg.model, heisenberg.sampler, heisenberg.alpha) == ("arnn", "exact", 2)
+
+
+def test_flip_symmetric_rbmsymm_is_invariant():
+    args = ground_state.parse_args(["--lattice", "8"])
+    operator = ground_state.build_hamiltonian("tfim", nqz.lattice.Chain(8), h=1.0, j2=0.0)
+    model, _ = ground_state.build_model("rbmsymm", operator.hilbert, (8,), args, jax.random.key(2))
+    assert model.visible_bias is None and model.hidden_bias is None
+    x = operator.hilbert.all_states()
+    log_psi = model(x)
+    np.testing.assert_allclose(model(-x), log_psi, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(model(jnp.roll(x, 3, axis=1)), log_psi, rtol=1e-13, atol=1e-13)
+    # with the biases (--no-spin-flip) the flip is no longer a symmetry
+    args = ground_state.parse_args(["--lattice", "8", "--no-spin-flip"])
+    biased, _ = ground_state.build_model("rbmsymm", operator.hilbert, (8,), args, jax.random.key(2))
+    assert not np.allclose(biased(-x), biased(x))
 
 
 def test_ground_state_exact_energies_are_the_references():
@@ -94,7 +148,7 @@ def test_ground_state_saves_the_model(tmp_path, capsys):
     _run("--lattice", "4", "--steps", "2", "--samples", "32", "--save", str(path))
     args = ground_state.parse_args(["--lattice", "4"])
     operator = ground_state.build_hamiltonian("tfim", nqz.lattice.Chain(4), h=1.0, j2=0.0)
-    like, _ = ground_state.build_model("arnn", operator.hilbert, (4,), args, jax.random.key(5))
+    like, _ = ground_state.build_model(args.model, operator.hilbert, (4,), args, jax.random.key(5))
     loaded = eqx.tree_deserialise_leaves(path, like)
     x = operator.hilbert.all_states()
     assert jnp.isfinite(loaded(x)).all()
